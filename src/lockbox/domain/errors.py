@@ -1,0 +1,104 @@
+"""Domain errors.
+
+Every refusal of the core is a specific subclass of :class:`LockboxError`, so
+adapters can map it to one HTTP status / exit code without inspecting
+messages, and users get a message that says exactly why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LockboxError(Exception):
+    """Base class of every refusal; ``code`` is stable and machine-readable."""
+
+    code = "lockbox_error"
+    title = "Request refused"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class ValidationError(LockboxError):
+    """Input is malformed or out of range; ``field`` names the offending input."""
+
+    code = "validation_error"
+    title = "Invalid input"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+        self.field = field
+
+
+class NotFound(LockboxError):
+    """The object does not exist *or* the actor may not know it exists.
+
+    Both cases use the same error on purpose: a foreign tenant's id must be
+    indistinguishable from a missing one.
+    """
+
+    code = "not_found"
+    title = "Not found"
+
+
+class PermissionDenied(LockboxError):
+    """The actor can see the object but their roles do not allow the intent."""
+
+    code = "permission_denied"
+    title = "Not permitted"
+
+
+class SeparationOfDuties(PermissionDenied):
+    """The actor holds the role but is the wrong person (e.g. reviewing their own request)."""
+
+    code = "separation_of_duties"
+    title = "Separation of duties"
+
+
+class AuthenticationFailed(LockboxError):
+    """No valid credential was presented."""
+
+    code = "authentication_failed"
+    title = "Authentication required"
+
+
+class InvalidTransition(LockboxError):
+    """The request is in a state from which this event is not allowed."""
+
+    code = "invalid_state"
+    title = "Not allowed in the current state"
+
+    def __init__(self, message: str, *, state: str) -> None:
+        super().__init__(message, state=state)
+        self.state = state
+
+
+class DeadlinePassed(InvalidTransition):
+    """The deadline of the current stage has passed; the request reads as expired/ended."""
+
+    code = "deadline_passed"
+    title = "Deadline passed"
+
+
+class AlreadyDecided(InvalidTransition):
+    """This approver has already recorded a decision on this request."""
+
+    code = "already_decided"
+    title = "Already decided"
+
+
+class Conflict(LockboxError):
+    """Another change won the race (optimistic concurrency); reload and retry."""
+
+    code = "conflict"
+    title = "Conflicting update"
+
+
+class AlreadyExists(LockboxError):
+    """A unique name (tenant slug, user email) is already taken."""
+
+    code = "already_exists"
+    title = "Already exists"

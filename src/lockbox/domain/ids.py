@@ -1,0 +1,40 @@
+"""Unguessable, prefixed identifiers.
+
+Sequential ids would let one tenant estimate another's activity and probe for
+objects; 128 random bits behind a readable prefix (``req_``, ``ten_`` …) make
+ids safe to show and easy to recognise in logs.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+_BODY_LEN = 26  # 26 * 5 = 130 bits
+
+PREFIXES = {
+    "tenant": "ten",
+    "user": "usr",
+    "case": "case",
+    "request": "req",
+    "audit": "evt",
+    "token": "tok",
+    "outbox": "msg",
+    "webhook": "whk",
+    "key": "key",
+}
+
+_ID_RE = re.compile(r"^[a-z]{2,5}_[0-9a-z]{26}$")
+
+
+def new_id(kind: str) -> str:
+    """Return a fresh random id such as ``req_3k9…``."""
+    prefix = PREFIXES[kind]
+    body = "".join(secrets.choice(_ALPHABET) for _ in range(_BODY_LEN))
+    return f"{prefix}_{body}"
+
+
+def looks_like_id(value: str, kind: str) -> bool:
+    """Cheap shape check so obviously malformed ids can be rejected early."""
+    return bool(_ID_RE.match(value)) and value.startswith(PREFIXES[kind] + "_")

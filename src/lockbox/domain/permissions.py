@@ -1,0 +1,211 @@
+"""The permission matrix: role × intent → scope.
+
+This is the single place that says who may do what. The service layer asks
+:func:`authorize` before every use case; adapters never re-implement it.
+Object-level rules that depend on the person, not the role (the requester may
+not review their own request), live in the transition table in
+:mod:`lockbox.domain.lifecycle`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from lockbox.domain.errors import NotFound, PermissionDenied
+from lockbox.domain.roles import Principal, Role, Side
+
+
+class Intent(StrEnum):
+    TENANT_CREATE = "tenant.create"
+    TENANT_LIST = "tenant.list"
+    TENANT_VIEW = "tenant.view"
+    POLICY_VIEW = "policy.view"
+    POLICY_CHANGE = "policy.change"
+    USER_MANAGE = "user.manage"
+    USER_VIEW = "user.view"
+    TOKEN_MANAGE = "token.manage"  # tokens of other users
+    CASE_OPEN = "case.open"
+    CASE_CLOSE = "case.close"
+    CASE_VIEW = "case.view"
+    REQUEST_SUBMIT = "request.submit"
+    REQUEST_VIEW = "request.view"
+    REQUEST_REVIEW = "request.review"
+    REQUEST_DECIDE = "request.decide"
+    REQUEST_CANCEL = "request.cancel"
+    REQUEST_CLOSE = "request.close"
+    REQUEST_REVOKE = "request.revoke"
+    AUDIT_READ = "audit.read"
+    AUDIT_VERIFY = "audit.verify"
+    ACCESS_TOKEN = "access.token"  # an engineer obtains a signed access token
+    ACCESS_CHECK = "access.check"  # a resource service asks whether access is allowed
+    ACCESS_REPORT = "access.report"  # a resource service reports what the engineer did
+    WEBHOOK_MANAGE = "webhook.manage"
+    OUTBOX_MANAGE = "outbox.manage"
+    KEYS_MANAGE = "keys.manage"
+
+
+class Scope(StrEnum):
+    """How far a grant reaches."""
+
+    SELF = "self"  # only objects the principal owns (their own requests, tokens)
+    OWN_TENANT = "own_tenant"  # objects of the principal's tenant (customer roles)
+    ANY_TENANT = "any_tenant"  # provider roles, across tenants
+
+
+_I = Intent
+_ANY, _OWN, _SELF = Scope.ANY_TENANT, Scope.OWN_TENANT, Scope.SELF
+
+#: The matrix. A missing entry means: denied.
+MATRIX: dict[Role, dict[Intent, Scope]] = {
+    Role.ENGINEER: {
+        _I.TENANT_LIST: _ANY,
+        _I.TENANT_VIEW: _ANY,
+        _I.POLICY_VIEW: _ANY,
+        _I.CASE_OPEN: _ANY,
+        _I.CASE_CLOSE: _SELF,
+        _I.CASE_VIEW: _ANY,
+        _I.REQUEST_SUBMIT: _ANY,
+        _I.REQUEST_VIEW: _SELF,
+        _I.REQUEST_CANCEL: _SELF,
+        _I.REQUEST_CLOSE: _SELF,
+        _I.ACCESS_TOKEN: _SELF,
+    },
+    Role.MANAGER: {
+        _I.TENANT_LIST: _ANY,
+        _I.TENANT_VIEW: _ANY,
+        _I.POLICY_VIEW: _ANY,
+        _I.USER_VIEW: _ANY,
+        _I.CASE_OPEN: _ANY,
+        _I.CASE_CLOSE: _ANY,
+        _I.CASE_VIEW: _ANY,
+        _I.REQUEST_VIEW: _ANY,
+        _I.REQUEST_REVIEW: _ANY,
+        _I.REQUEST_CLOSE: _ANY,
+    },
+    Role.PROVIDER_ADMIN: {
+        _I.TENANT_CREATE: _ANY,
+        _I.TENANT_LIST: _ANY,
+        _I.TENANT_VIEW: _ANY,
+        _I.POLICY_VIEW: _ANY,
+        _I.USER_MANAGE: _ANY,
+        _I.USER_VIEW: _ANY,
+        _I.TOKEN_MANAGE: _ANY,
+        _I.AUDIT_VERIFY: _ANY,
+        _I.WEBHOOK_MANAGE: _ANY,
+        _I.OUTBOX_MANAGE: _ANY,
+        _I.KEYS_MANAGE: _ANY,
+    },
+    Role.RESOURCE_SERVICE: {
+        _I.ACCESS_CHECK: _ANY,
+        _I.ACCESS_REPORT: _ANY,
+    },
+    Role.TENANT_ADMIN: {
+        _I.TENANT_VIEW: _OWN,
+        _I.POLICY_VIEW: _OWN,
+        _I.POLICY_CHANGE: _OWN,
+        _I.USER_MANAGE: _OWN,
+        _I.USER_VIEW: _OWN,
+        _I.CASE_VIEW: _OWN,
+        _I.REQUEST_VIEW: _OWN,
+        _I.REQUEST_DECIDE: _OWN,
+        _I.REQUEST_REVOKE: _OWN,
+        _I.AUDIT_READ: _OWN,
+        _I.AUDIT_VERIFY: _OWN,
+        _I.WEBHOOK_MANAGE: _OWN,
+    },
+    Role.APPROVER: {
+        _I.TENANT_VIEW: _OWN,
+        _I.POLICY_VIEW: _OWN,
+        _I.CASE_VIEW: _OWN,
+        _I.REQUEST_VIEW: _OWN,
+        _I.REQUEST_DECIDE: _OWN,
+        _I.REQUEST_REVOKE: _OWN,
+    },
+    Role.AUDITOR: {
+        _I.TENANT_VIEW: _OWN,
+        _I.POLICY_VIEW: _OWN,
+        _I.CASE_VIEW: _OWN,
+        _I.REQUEST_VIEW: _OWN,
+        _I.AUDIT_READ: _OWN,
+        _I.AUDIT_VERIFY: _OWN,
+    },
+}
+
+#: Which intent makes an object *visible*; without it the object answers "not found".
+VISIBILITY: dict[str, Intent] = {
+    "tenant": Intent.TENANT_VIEW,
+    "policy": Intent.TENANT_VIEW,
+    "request": Intent.REQUEST_VIEW,
+    "case": Intent.CASE_VIEW,
+    "audit": Intent.TENANT_VIEW,
+    "user": Intent.USER_VIEW,
+}
+
+
+def scopes(principal: Principal, intent: Intent) -> set[Scope]:
+    """Every scope under which any of the principal's roles grants ``intent``."""
+    found: set[Scope] = set()
+    for role in principal.roles:
+        if role.side != principal.side:
+            continue  # a role of the other side never counts (customers cannot act as staff)
+        scope = MATRIX.get(role, {}).get(intent)
+        if scope is not None:
+            found.add(scope)
+    return found
+
+
+def allows(
+    principal: Principal, intent: Intent, tenant_id: str | None, owner_id: str | None = None
+) -> bool:
+    """Whether ``principal`` may perform ``intent`` on an object of ``tenant_id`` owned by ``owner_id``."""
+    for scope in scopes(principal, intent):
+        if scope is Scope.ANY_TENANT and principal.side is Side.PROVIDER:
+            return True
+        if (
+            scope is Scope.OWN_TENANT
+            and principal.side is Side.CUSTOMER
+            and tenant_id is not None
+            and principal.tenant_id == tenant_id
+        ):
+            return True
+        if scope is Scope.SELF and owner_id is not None and owner_id == principal.id:
+            return True
+    return False
+
+
+def authorize(
+    principal: Principal,
+    intent: Intent,
+    *,
+    kind: str,
+    tenant_id: str | None,
+    owner_id: str | None = None,
+    view_owner_id: str | None = None,
+) -> None:
+    """Raise unless the intent is allowed; invisible objects raise :class:`NotFound`.
+
+    An object the principal may not even see answers exactly like a missing
+    one, so a foreign tenant's ids leak nothing. ``view_owner_id`` is whom
+    the object belongs to for visibility purposes, if it differs from
+    ``owner_id``.
+    """
+    visibility = VISIBILITY.get(kind)
+    if visibility is not None and not allows(
+        principal, visibility, tenant_id, view_owner_id or owner_id
+    ):
+        raise NotFound(f"{kind} not found")
+    if not allows(principal, intent, tenant_id, owner_id):
+        raise PermissionDenied(f"your roles do not allow {intent.value}")
+
+
+def visible_tenant_filter(principal: Principal, intent: Intent) -> tuple[bool, str | None]:
+    """For list queries: (any tenant allowed?, the only tenant allowed otherwise).
+
+    Returns ``(False, None)`` when nothing at all is visible.
+    """
+    granted = scopes(principal, intent)
+    if Scope.ANY_TENANT in granted and principal.side is Side.PROVIDER:
+        return True, None
+    if Scope.OWN_TENANT in granted and principal.side is Side.CUSTOMER:
+        return False, principal.tenant_id
+    return False, None

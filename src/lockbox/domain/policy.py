@@ -1,0 +1,121 @@
+"""A tenant's lockbox policy and its bounds.
+
+The bounds exist so that a typo cannot create a request that waits a year for
+approval or grants access for a month: every window has a floor and a ceiling,
+and values outside them are refused with an error naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from lockbox.domain.errors import ValidationError
+
+HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+
+#: (minimum, maximum) for each window.
+WINDOW_BOUNDS: dict[str, tuple[timedelta, timedelta]] = {
+    "approval_window": (15 * MINUTE, 7 * 24 * HOUR),
+    "access_window": (15 * MINUTE, 7 * 24 * HOUR),
+    "review_window": (15 * MINUTE, 7 * 24 * HOUR),
+}
+REQUIRED_APPROVALS_BOUNDS = (1, 10)
+MAX_NOTIFY_EMAILS = 20
+_EMAIL_RE = re.compile(r"^[^@\s<>,;\"'\\]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+
+
+def validate_email(value: str, field_name: str = "email") -> str:
+    """Normalise and check an e-mail address; refuse anything that could inject headers."""
+    candidate = value.strip()
+    if not _EMAIL_RE.match(candidate) or any(c in candidate for c in "\r\n"):
+        raise ValidationError(field_name, f"{value!r} is not a valid e-mail address")
+    local, _, domain = candidate.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+@dataclass(frozen=True)
+class LockboxPolicy:
+    """What a tenant decided about support access to its content."""
+
+    enabled: bool = True
+    approval_window: timedelta = 12 * HOUR
+    access_window: timedelta = 4 * HOUR
+    review_window: timedelta = 12 * HOUR
+    required_approvals: int = 1
+    notify_emails: tuple[str, ...] = field(default_factory=tuple)
+    #: A reminder goes out when this fraction of the approval window is left.
+    reminder_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in WINDOW_BOUNDS.items():
+            value = getattr(self, name)
+            if not isinstance(value, timedelta) or not low <= value <= high:
+                raise ValidationError(
+                    name,
+                    f"must be between {_fmt(low)} and {_fmt(high)}, got {_fmt_any(value)}",
+                )
+        low_n, high_n = REQUIRED_APPROVALS_BOUNDS
+        if (
+            isinstance(self.required_approvals, bool)
+            or not isinstance(self.required_approvals, int)
+            or not low_n <= self.required_approvals <= high_n
+        ):
+            raise ValidationError(
+                "required_approvals", f"must be a whole number from {low_n} to {high_n}"
+            )
+        if not isinstance(self.reminder_fraction, int | float) or not (
+            0.0 <= float(self.reminder_fraction) < 1.0
+        ):
+            raise ValidationError(
+                "reminder_fraction", "must be at least 0 (no reminder) and below 1"
+            )
+        if len(self.notify_emails) > MAX_NOTIFY_EMAILS:
+            raise ValidationError("notify_emails", f"at most {MAX_NOTIFY_EMAILS} addresses")
+        cleaned = tuple(
+            validate_email(e, f"notify_emails[{i}]") for i, e in enumerate(self.notify_emails)
+        )
+        object.__setattr__(self, "notify_emails", tuple(dict.fromkeys(cleaned)))
+
+    def with_changes(self, **changes: Any) -> LockboxPolicy:
+        """Return a validated copy; unknown fields are refused by name."""
+        known = set(self.__dataclass_fields__)
+        for key in changes:
+            if key not in known:
+                raise ValidationError(key, "is not a policy setting")
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain, JSON-safe representation (windows in whole seconds) for audit and APIs."""
+        return {
+            "enabled": self.enabled,
+            "approval_window_seconds": int(self.approval_window.total_seconds()),
+            "access_window_seconds": int(self.access_window.total_seconds()),
+            "review_window_seconds": int(self.review_window.total_seconds()),
+            "required_approvals": self.required_approvals,
+            "notify_emails": list(self.notify_emails),
+            "reminder_fraction": self.reminder_fraction,
+        }
+
+
+def _fmt(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 60}m"
+
+
+def _fmt_any(value: object) -> str:
+    return _fmt(value) if isinstance(value, timedelta) else repr(value)
+
+
+def parse_duration(text: str, field_name: str) -> timedelta:
+    """Parse ``90m``, ``12h``, ``2d`` or ``1h30m`` (what people type in a CLI or form)."""
+    match = re.fullmatch(r"\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*", text)
+    if not text.strip() or match is None or not any(match.groups()):
+        raise ValidationError(field_name, f"{text!r} is not a duration like 12h, 90m or 1h30m")
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)

@@ -1,0 +1,510 @@
+"""The access request aggregate.
+
+Every change goes through :func:`_transition`, which consults the transition
+table, the permission matrix, the stage deadline and the person-level rule, in
+that order, and returns a :class:`Change` describing what happened. Nothing
+here stores, sends or reads the clock: the caller passes ``now`` and persists
+the change (with its audit record and notifications) in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from lockbox.domain import lifecycle, text
+from lockbox.domain.case import CaseStatus, SupportCase
+from lockbox.domain.errors import (
+    AlreadyDecided,
+    DeadlinePassed,
+    InvalidTransition,
+    PermissionDenied,
+    SeparationOfDuties,
+    ValidationError,
+)
+from lockbox.domain.lifecycle import ActorRule, Event, State
+from lockbox.domain.permissions import Intent, allows, authorize
+from lockbox.domain.policy import LockboxPolicy
+from lockbox.domain.resources import (
+    AccessLevel,
+    Action,
+    in_scope,
+    level_allows,
+    validate_resource,
+    validate_resources,
+)
+from lockbox.domain.roles import ActorKind, Principal, Role, Side
+
+
+class DecisionKind(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One customer approver's decision."""
+
+    actor_id: str
+    kind: DecisionKind
+    at: datetime
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    id: str
+    tenant_id: str
+    case_id: str
+    requester_id: str
+    resources: tuple[str, ...]
+    access_level: AccessLevel
+    justification: str
+    state: State
+    created_at: datetime
+    review_deadline: datetime
+    updated_at: datetime
+    reviewer_id: str | None = None
+    reviewed_at: datetime | None = None
+    review_comment: str | None = None
+    customer_step: bool | None = None  # decided at review: was the tenant's lockbox on?
+    required_approvals: int = 1
+    approval_deadline: datetime | None = None
+    decisions: tuple[Decision, ...] = field(default_factory=tuple)
+    approved_at: datetime | None = None
+    access_deadline: datetime | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+    end_comment: str | None = None
+    version: int = 1
+
+    # -- reading -----------------------------------------------------------------
+
+    def stage_deadline(self) -> datetime | None:
+        """The deadline of the current stage, or None in a terminal state."""
+        return {
+            State.PENDING_REVIEW: self.review_deadline,
+            State.PENDING_APPROVAL: self.approval_deadline,
+            State.APPROVED: self.access_deadline,
+        }.get(self.state)
+
+    def deadline_passed(self, now: datetime) -> bool:
+        """A deadline is passed *at* the deadline instant: windows are half-open ``[start, end)``."""
+        deadline = self.stage_deadline()
+        return deadline is not None and now >= deadline
+
+    def effective_state(self, now: datetime) -> State:
+        """The state as of ``now``, whether or not the sweeper has recorded an expiry yet.
+
+        Time is a value, not a job: a request whose access window is over
+        reads as ``access_ended`` even if no worker ran.
+        """
+        if not self.deadline_passed(now):
+            return self.state
+        return State.ACCESS_ENDED if self.state is State.APPROVED else State.EXPIRED
+
+    def approvals(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if d.kind is DecisionKind.APPROVE)
+
+    def decided_by(self, actor_id: str) -> bool:
+        return any(d.actor_id == actor_id for d in self.decisions)
+
+    def is_active(self, now: datetime) -> bool:
+        return self.effective_state(now) is State.APPROVED
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one transition did; the service turns it into an audit record and notifications."""
+
+    request: AccessRequest
+    event: Event
+    source: State | None
+    target: State
+    actor: Principal
+    at: datetime
+    comment: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def operation(self) -> str:
+        return f"request.{self.event.value}"
+
+
+# -- creating ----------------------------------------------------------------------
+
+
+def submit(
+    *,
+    request_id: str,
+    actor: Principal,
+    case: SupportCase,
+    tenant_id: str,
+    policy: LockboxPolicy,
+    resources: object,
+    access_level: object,
+    justification: object,
+    now: datetime,
+) -> Change:
+    """An engineer asks for access to named resources of a tenant, on a case."""
+    authorize(actor, Intent.CASE_VIEW, kind="case", tenant_id=case.tenant_id)
+    if not allows(actor, Intent.REQUEST_SUBMIT, case.tenant_id):
+        raise PermissionDenied("only support engineers can submit access requests")
+    if case.tenant_id != tenant_id:
+        raise ValidationError("case_id", "the support case belongs to another tenant")
+    if case.status is not CaseStatus.OPEN:
+        raise ValidationError("case_id", "the support case is closed")
+    if case.engineer_id != actor.id:
+        raise SeparationOfDuties(
+            "only the engineer assigned to the support case can request access on it"
+        )
+    cleaned_resources = validate_resources(resources)
+    level = _parse_level(access_level)
+    reason = text.required_text(justification, "justification", max_len=text.JUSTIFICATION_MAX)
+    request = AccessRequest(
+        id=request_id,
+        tenant_id=tenant_id,
+        case_id=case.id,
+        requester_id=actor.id,
+        resources=cleaned_resources,
+        access_level=level,
+        justification=reason,
+        state=State.PENDING_REVIEW,
+        created_at=now,
+        updated_at=now,
+        review_deadline=now + policy.review_window,
+    )
+    return Change(
+        request=request,
+        event=Event.SUBMIT,
+        source=None,
+        target=State.PENDING_REVIEW,
+        actor=actor,
+        at=now,
+        details={
+            "case_id": case.id,
+            "resources": list(cleaned_resources),
+            "access_level": level.value,
+            "justification": reason,
+            "review_deadline": _iso(request.review_deadline),
+        },
+    )
+
+
+def _parse_level(value: object) -> AccessLevel:
+    try:
+        return AccessLevel(str(value))
+    except ValueError:
+        raise ValidationError("access_level", "must be 'read' or 'read_write'") from None
+
+
+# -- transitions --------------------------------------------------------------------
+
+
+def review(
+    request: AccessRequest,
+    actor: Principal,
+    *,
+    approve: bool,
+    comment: object,
+    policy: LockboxPolicy,
+    now: datetime,
+) -> Change:
+    """A support manager approves (forwards) or rejects a request before the customer sees it."""
+    event = Event.REVIEW_APPROVE if approve else Event.REVIEW_REJECT
+    note = text.comment(comment)
+    _guard(request, event, actor, now)
+    base = replace(request, reviewer_id=actor.id, reviewed_at=now, review_comment=note)
+    if not approve:
+        return _finish(base, event, State.REJECTED, actor, now, note)
+    if policy.enabled:
+        changed = replace(
+            base,
+            state=State.PENDING_APPROVAL,
+            customer_step=True,
+            required_approvals=policy.required_approvals,
+            approval_deadline=now + policy.approval_window,
+        )
+        return _change(
+            request,
+            changed,
+            event,
+            actor,
+            now,
+            note,
+            approval_deadline=_iso(changed.approval_deadline),
+            required_approvals=policy.required_approvals,
+        )
+    changed = replace(
+        base,
+        state=State.APPROVED,
+        customer_step=False,
+        required_approvals=0,
+        approved_at=now,
+        access_deadline=now + policy.access_window,
+    )
+    return _change(
+        request,
+        changed,
+        event,
+        actor,
+        now,
+        note,
+        lockbox="off",
+        access_deadline=_iso(changed.access_deadline),
+    )
+
+
+def decide(
+    request: AccessRequest,
+    actor: Principal,
+    *,
+    approve: bool,
+    comment: object,
+    policy: LockboxPolicy,
+    now: datetime,
+) -> Change:
+    """A customer approver approves or denies; approvals count until the required number."""
+    event = Event.APPROVE if approve else Event.DENY
+    note = text.comment(comment)
+    _guard(request, event, actor, now)
+    if request.decided_by(actor.id):
+        raise AlreadyDecided("you have already decided on this request", state=request.state.value)
+    decision = Decision(
+        actor_id=actor.id,
+        kind=DecisionKind.APPROVE if approve else DecisionKind.DENY,
+        at=now,
+        comment=note,
+    )
+    with_decision = replace(request, decisions=(*request.decisions, decision))
+    if not approve:
+        return _finish(with_decision, event, State.DENIED, actor, now, note)
+    count = len(with_decision.approvals())
+    if count < request.required_approvals:
+        return _change(
+            request,
+            with_decision,
+            event,
+            actor,
+            now,
+            note,
+            approvals=count,
+            required_approvals=request.required_approvals,
+        )
+    approved = replace(
+        with_decision,
+        state=State.APPROVED,
+        approved_at=now,
+        access_deadline=now + policy.access_window,
+    )
+    return _change(
+        request,
+        approved,
+        event,
+        actor,
+        now,
+        note,
+        approvals=count,
+        required_approvals=request.required_approvals,
+        access_deadline=_iso(approved.access_deadline),
+    )
+
+
+def cancel(request: AccessRequest, actor: Principal, *, comment: object, now: datetime) -> Change:
+    note = text.comment(comment)
+    _guard(request, Event.CANCEL, actor, now)
+    return _finish(request, Event.CANCEL, State.CANCELED, actor, now, note)
+
+
+def close(request: AccessRequest, actor: Principal, *, comment: object, now: datetime) -> Change:
+    note = text.comment(comment)
+    _guard(request, Event.CLOSE, actor, now)
+    return _finish(request, Event.CLOSE, State.CLOSED, actor, now, note)
+
+
+def revoke(request: AccessRequest, actor: Principal, *, comment: object, now: datetime) -> Change:
+    note = text.comment(comment)
+    _guard(request, Event.REVOKE, actor, now)
+    return _finish(request, Event.REVOKE, State.REVOKED, actor, now, note)
+
+
+def end_for_closed_case(request: AccessRequest, actor: Principal, *, now: datetime) -> Change:
+    """Closing a support case ends the open requests on it (pending → canceled, approved → closed).
+
+    The actor's right to close the case was checked by the caller; deadlines
+    do not block this event, because ending access is always allowed.
+    """
+    transition = _lookup(request, Event.CASE_CLOSED)
+    return _finish(
+        request, Event.CASE_CLOSED, transition.targets[0], actor, now, "support case closed"
+    )
+
+
+def expire(request: AccessRequest, *, now: datetime) -> Change | None:
+    """Record a passed deadline (the sweeper). None when nothing is due yet."""
+    if request.state.terminal or not request.deadline_passed(now):
+        return None
+    event = Event.END_ACCESS if request.state is State.APPROVED else Event.EXPIRE
+    transition = _lookup(request, event)
+    deadline = request.stage_deadline()
+    assert deadline is not None
+    # Dated when recorded; the deadline that passed is kept in the details.
+    return _finish(
+        request,
+        event,
+        transition.targets[0],
+        Principal.system(),
+        now,
+        None,
+        deadline=_iso(deadline),
+    )
+
+
+# -- access decisions ---------------------------------------------------------------
+
+
+class DenyReason(StrEnum):
+    NO_REQUEST = "no_request"
+    NOT_APPROVED = "not_approved"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    CLOSED = "closed"
+    OUT_OF_SCOPE = "out_of_scope"
+    LEVEL_TOO_LOW = "level_too_low"
+    NOT_REQUESTER = "not_requester"
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    allowed: bool
+    reason: str
+    request: AccessRequest | None = None
+
+
+_ENDED_REASONS = {
+    State.REVOKED: DenyReason.REVOKED,
+    State.CLOSED: DenyReason.CLOSED,
+    State.EXPIRED: DenyReason.EXPIRED,
+    State.ACCESS_ENDED: DenyReason.EXPIRED,
+}
+
+
+def check_access(
+    request: AccessRequest, engineer_id: str, resource: str, action: Action, now: datetime
+) -> AccessDecision:
+    """Bounded access: allow only the requester, in ``approved``, before the deadline,
+    on a named resource, at or below the granted level. Everything else is denied."""
+    validate_resource(resource, "resource", pattern=False)
+    if request.requester_id != engineer_id:
+        return AccessDecision(False, DenyReason.NOT_REQUESTER, request)
+    state = request.effective_state(now)
+    if state is not State.APPROVED:
+        return AccessDecision(False, _ENDED_REASONS.get(state, DenyReason.NOT_APPROVED), request)
+    if not in_scope(request.resources, resource):
+        return AccessDecision(False, DenyReason.OUT_OF_SCOPE, request)
+    if not level_allows(request.access_level, action):
+        return AccessDecision(False, DenyReason.LEVEL_TOO_LOW, request)
+    return AccessDecision(True, "approved", request)
+
+
+# -- internals ----------------------------------------------------------------------
+
+
+def _lookup(request: AccessRequest, event: Event) -> lifecycle.Transition:
+    transition = lifecycle.find(request.state, event)
+    if transition is None:
+        raise InvalidTransition(
+            f"cannot {event.value.replace('_', ' ')} a request that is {request.state.value}",
+            state=request.state.value,
+        )
+    return transition
+
+
+def _guard(request: AccessRequest, event: Event, actor: Principal, now: datetime) -> None:
+    """Visibility and role, then state, then deadline, then the person-level rule."""
+    first = next(
+        (t for t in lifecycle.TRANSITIONS if t.event is event and t.intent is not None), None
+    )
+    assert first is not None and first.intent is not None
+    authorize(
+        actor,
+        first.intent,
+        kind="request",
+        tenant_id=request.tenant_id,
+        owner_id=request.requester_id,
+    )
+    effective = request.effective_state(now)
+    if request.state.terminal:
+        _lookup(request, event)  # raises InvalidTransition naming the state
+    if effective is not request.state:
+        raise DeadlinePassed(
+            f"the deadline passed at {_iso(request.stage_deadline())}; the request is "
+            f"{effective.value}",
+            state=effective.value,
+        )
+    transition = _lookup(request, event)
+    _check_rule(transition.rule, request, actor)
+
+
+def _check_rule(rule: ActorRule, request: AccessRequest, actor: Principal) -> None:
+    if rule is ActorRule.MANAGER_NOT_REQUESTER and actor.id == request.requester_id:
+        raise SeparationOfDuties("you cannot review your own access request")
+    if rule is ActorRule.REQUESTER and actor.id != request.requester_id:
+        raise SeparationOfDuties("only the requester can do this")
+    if rule is ActorRule.REQUESTER_OR_MANAGER and not (
+        actor.id == request.requester_id
+        or (actor.side is Side.PROVIDER and actor.has(Role.MANAGER))
+    ):
+        raise SeparationOfDuties("only the requester or a support manager can close a request")
+    if rule is ActorRule.TENANT_APPROVER and (
+        actor.side is not Side.CUSTOMER or actor.tenant_id != request.tenant_id
+    ):
+        raise SeparationOfDuties("only the customer's approvers can decide on its requests")
+    if rule is ActorRule.SYSTEM and actor.kind is not ActorKind.SYSTEM:
+        raise PermissionDenied("only the system records deadlines")
+
+
+def _finish(
+    request: AccessRequest,
+    event: Event,
+    target: State,
+    actor: Principal,
+    now: datetime,
+    comment: str | None,
+    **details: Any,
+) -> Change:
+    ended = replace(request, state=target, ended_at=now, ended_by=actor.id, end_comment=comment)
+    return _change(request, ended, event, actor, now, comment, **details)
+
+
+def _change(
+    before: AccessRequest,
+    after: AccessRequest,
+    event: Event,
+    actor: Principal,
+    now: datetime,
+    comment: str | None,
+    **details: Any,
+) -> Change:
+    transition = lifecycle.find(before.state, event)
+    assert transition is not None and after.state in transition.targets, (before.state, event)
+    after = replace(after, updated_at=now, version=before.version + 1)
+    payload = dict(details)
+    if comment:
+        payload["comment"] = comment
+    return Change(
+        request=after,
+        event=event,
+        source=before.state,
+        target=after.state,
+        actor=actor,
+        at=now,
+        comment=comment,
+        details=payload,
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None

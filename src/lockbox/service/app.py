@@ -1,0 +1,110 @@
+"""The application context handed to every use case, and its transaction helper."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from lockbox.clock import Clock, SystemClock
+from lockbox.domain.audit import AuditRecord
+from lockbox.domain.errors import Conflict
+from lockbox.domain.ids import new_id
+from lockbox.domain.request import Change
+from lockbox.domain.roles import Principal
+from lockbox.store import repositories as repo
+from lockbox.store.db import Database
+
+log = logging.getLogger("lockbox")
+
+# PostgreSQL SQLSTATEs that mean "lost a race", not "bug": serialization failure, deadlock.
+_RACE_SQLSTATES = {"40001", "40P01"}
+
+
+@dataclass
+class Lockbox:
+    """Everything a use case needs from the outside world: the database and the clock."""
+
+    db: Database
+    clock: Clock = field(default_factory=SystemClock)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @contextmanager
+    def tx(self) -> Iterator[Tx]:
+        """One write transaction; database race errors surface as :class:`Conflict`."""
+        try:
+            with self.db.write() as conn:
+                yield Tx(conn=conn, now=self.clock.now())
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise Conflict("a concurrent change won; reload and try again") from exc
+            raise
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) in _RACE_SQLSTATES:
+                raise Conflict("a concurrent change won; reload and try again") from exc
+            raise
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self.db.read() as conn:
+            yield Tx(conn=conn, now=self.clock.now())
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+
+
+@dataclass
+class Tx:
+    """A transaction in progress, with the time every change in it is dated."""
+
+    conn: Connection
+    now: datetime
+
+    def audit(
+        self,
+        *,
+        tenant_id: str,
+        actor: Principal,
+        operation: str,
+        request_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditRecord:
+        record = AuditRecord(
+            id=new_id("audit"),
+            tenant_id=tenant_id,
+            seq=0,
+            at=self.now,
+            actor_id=actor.id,
+            actor_kind=actor.kind.value,
+            operation=operation,
+            request_id=request_id,
+            details=details or {},
+        )
+        return repo.append_audit(self.conn, record)
+
+    def record(self, change: Change) -> AuditRecord:
+        """Audit a request transition and queue its notifications, in this transaction."""
+        from lockbox.service import notifications
+
+        details = dict(change.details)
+        details["from"] = change.source.value if change.source else None
+        details["to"] = change.target.value
+        record = self.audit(
+            tenant_id=change.request.tenant_id,
+            actor=change.actor,
+            operation=change.operation,
+            request_id=change.request.id,
+            details=details,
+        )
+        notifications.plan(self, change)
+        return record

@@ -1,0 +1,122 @@
+"""Support case use cases. Closing a case ends every open request on it."""
+
+from __future__ import annotations
+
+from lockbox.domain import request as domain
+from lockbox.domain import text
+from lockbox.domain.case import CaseStatus, SupportCase
+from lockbox.domain.errors import NotFound, ValidationError
+from lockbox.domain.ids import new_id
+from lockbox.domain.permissions import Intent, authorize, visible_tenant_filter
+from lockbox.domain.roles import Principal, Role, Side
+from lockbox.service.app import Lockbox, Tx
+from lockbox.service.tenants import load_tenant
+from lockbox.store import repositories as repo
+
+
+def open_case(
+    app: Lockbox,
+    actor: Principal,
+    *,
+    tenant: str,
+    title: str,
+    engineer: str | None = None,
+    reference: str | None = None,
+) -> SupportCase:
+    """Open a case for a tenant, assigned to an engineer (by default the one opening it)."""
+    clean_title = text.required_text(title, "title", max_len=text.NAME_MAX, multiline=False)
+    clean_ref = text.text(reference, "reference", max_len=100, required=False, multiline=False)
+    with app.tx() as tx:
+        tenant_obj = load_tenant(tx, actor, tenant)
+        authorize(actor, Intent.CASE_OPEN, kind="case", tenant_id=tenant_obj.id)
+        assignee = (
+            repo.get_user(tx.conn, engineer) if engineer else repo.get_user(tx.conn, actor.id)
+        )
+        if (
+            assignee is None
+            or assignee.side is not Side.PROVIDER
+            or Role.ENGINEER not in assignee.roles
+            or not assignee.active
+        ):
+            raise ValidationError("engineer", "must name an active support engineer")
+        case = SupportCase(
+            id=new_id("case"),
+            tenant_id=tenant_obj.id,
+            title=clean_title,
+            reference=clean_ref,
+            engineer_id=assignee.id,
+            status=CaseStatus.OPEN,
+            opened_at=tx.now,
+            opened_by=actor.id,
+        )
+        repo.insert_case(tx.conn, case)
+        tx.audit(
+            tenant_id=case.tenant_id,
+            actor=actor,
+            operation="case.opened",
+            details={"case_id": case.id, "title": case.title, "engineer_id": case.engineer_id},
+        )
+    return case
+
+
+def load_case(tx: Tx, actor: Principal, case_id: str) -> SupportCase:
+    case = repo.get_case(tx.conn, case_id)
+    if case is None:
+        raise NotFound("support case not found")
+    authorize(actor, Intent.CASE_VIEW, kind="case", tenant_id=case.tenant_id)
+    return case
+
+
+def get_case(app: Lockbox, actor: Principal, case_id: str) -> SupportCase:
+    with app.read() as tx:
+        return load_case(tx, actor, case_id)
+
+
+def list_cases(
+    app: Lockbox, actor: Principal, *, tenant: str | None = None, status: str | None = None
+) -> list[SupportCase]:
+    try:
+        wanted = CaseStatus(status) if status else None
+    except ValueError:
+        raise ValidationError("status", "must be 'open' or 'closed'") from None
+    any_tenant, only = visible_tenant_filter(actor, Intent.CASE_VIEW)
+    with app.read() as tx:
+        tenant_id = load_tenant(tx, actor, tenant).id if tenant else None
+        if not any_tenant:
+            if only is None or (tenant_id is not None and tenant_id != only):
+                return []
+            tenant_id = only
+        return repo.list_cases(tx.conn, tenant_id=tenant_id, status=wanted)
+
+
+def close_case(
+    app: Lockbox, actor: Principal, case_id: str, *, comment: str | None = None
+) -> tuple[SupportCase, list[domain.AccessRequest]]:
+    """Close the case and, in the same transaction, end every open request on it."""
+    note = text.comment(comment)
+    with app.tx() as tx:
+        case = load_case(tx, actor, case_id)
+        authorize(
+            actor,
+            Intent.CASE_CLOSE,
+            kind="case",
+            tenant_id=case.tenant_id,
+            owner_id=case.engineer_id,
+        )
+        closed = case.close(actor.id, tx.now)
+        repo.close_case(tx.conn, closed)
+        tx.audit(
+            tenant_id=case.tenant_id,
+            actor=actor,
+            operation="case.closed",
+            details={"case_id": case.id, **({"comment": note} if note else {})},
+        )
+        ended = []
+        for request in repo.open_requests_for_case(tx.conn, case.id):
+            change = domain.expire(request, now=tx.now) or domain.end_for_closed_case(
+                request, actor, now=tx.now
+            )
+            repo.update_request(tx.conn, change.request, request.version)
+            tx.record(change)
+            ended.append(change.request)
+    return closed, ended

@@ -1,0 +1,229 @@
+"""Who hears what: turns a request change into outbox rows, inside its transaction.
+
+Recipients are resolved *now*, while the change commits, and each row carries
+a snapshot of what it announces, so a message rendered hours later (after an
+outage) still says what was true when it happened. Rendering and delivery are
+the worker's job (:mod:`lockbox.notify`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from lockbox.domain.audit import format_time
+from lockbox.domain.lifecycle import Event, State
+from lockbox.domain.request import AccessRequest, Change
+from lockbox.domain.roles import Role
+from lockbox.store import repositories as repo
+from lockbox.store.outbox import OutboxMessage, active_webhooks, enqueue
+
+if TYPE_CHECKING:
+    from lockbox.service.app import Tx
+
+#: Email topics; each has a template in ``lockbox/notify/templates``.
+TOPICS = (
+    "review_needed",
+    "approval_needed",
+    "approval_reminder",
+    "approved",
+    "rejected",
+    "denied",
+    "expired",
+    "revoked",
+    "access_ended",
+    "closed",
+    "canceled",
+    "first_use",
+)
+
+_REQUESTER_TOPIC: dict[Event, str] = {
+    Event.REVIEW_REJECT: "rejected",
+    Event.DENY: "denied",
+    Event.EXPIRE: "expired",
+    Event.REVOKE: "revoked",
+    Event.END_ACCESS: "access_ended",
+}
+
+
+def snapshot(tx: Tx, request: AccessRequest, change: Change | None = None) -> dict[str, Any]:
+    """Everything a message about ``request`` needs, captured at this moment."""
+    tenant = repo.get_tenant(tx.conn, request.tenant_id)
+    case = repo.get_case(tx.conn, request.case_id)
+    requester = repo.get_user(tx.conn, request.requester_id)
+    deadline = request.stage_deadline()
+    data: dict[str, Any] = {
+        "request_id": request.id,
+        "state": request.state.value,
+        "tenant_id": request.tenant_id,
+        "tenant_name": tenant.name if tenant else request.tenant_id,
+        "case_id": request.case_id,
+        "case_title": case.title if case else "",
+        "case_reference": case.reference if case else None,
+        "requester": requester.display_name if requester else request.requester_id,
+        "requester_email": requester.email if requester else None,
+        "resources": list(request.resources),
+        "access_level": request.access_level.value,
+        "justification": request.justification,
+        "deadline": format_time(deadline) if deadline else None,
+        "access_deadline": format_time(request.access_deadline)
+        if request.access_deadline
+        else None,
+        "required_approvals": request.required_approvals,
+        "approvals": len(request.approvals()),
+        "at": format_time(tx.now),
+    }
+    if change is not None:
+        data.update(
+            event=change.event.value,
+            actor=change.actor.display or change.actor.id,
+            actor_kind=change.actor.kind.value,
+            comment=change.comment,
+        )
+    return data
+
+
+def plan(tx: Tx, change: Change) -> None:
+    """Queue the e-mails and webhook deliveries that ``change`` calls for."""
+    request = change.request
+    data = snapshot(tx, request, change)
+    emails: list[tuple[str, str]] = []  # (topic, address)
+    requester = repo.get_user(tx.conn, request.requester_id)
+    requester_addr = [requester.email] if requester and requester.active else []
+    event = change.event
+
+    if event is Event.SUBMIT:
+        emails += _to(
+            "review_needed", _emails(repo.users_with_roles(tx.conn, [Role.MANAGER], tenant_id=None))
+        )
+    elif event is Event.REVIEW_APPROVE and change.target is State.PENDING_APPROVAL:
+        approvers = _approver_addresses(tx, request)
+        emails += _to("approval_needed", approvers)
+        _plan_reminder(tx, request, data, approvers)
+    elif change.target is State.APPROVED and change.source is not State.APPROVED:
+        emails += _to("approved", requester_addr)
+    elif event in _REQUESTER_TOPIC:
+        emails += _to(_REQUESTER_TOPIC[event], requester_addr)
+    elif change.actor.id != request.requester_id and change.target in (
+        State.CLOSED,
+        State.CANCELED,
+    ):
+        emails += _to(change.target.value, requester_addr)
+
+    # The customer's approvers hear when access they granted ends, however it ends.
+    if change.source is State.APPROVED and change.target.terminal and request.customer_step:
+        emails += _to("access_ended", _decided_addresses(tx, request))
+    if change.source is State.PENDING_APPROVAL and change.target in (State.CANCELED,):
+        emails += _to("canceled", _approver_addresses(tx, request))
+
+    seen: set[tuple[str, str]] = set()
+    for topic, address in emails:
+        if (topic, address) in seen:
+            continue
+        seen.add((topic, address))
+        enqueue(
+            tx.conn,
+            OutboxMessage(
+                channel="email",
+                topic=topic,
+                recipient=address,
+                payload=data,
+                tenant_id=request.tenant_id,
+                request_id=request.id,
+            ),
+            tx.now,
+        )
+    plan_webhooks(tx, f"request.{event.value}", request.tenant_id, request.id, data)
+
+
+def plan_first_use(tx: Tx, request: AccessRequest) -> None:
+    """Approvers hear when access they approved is used for the first time."""
+    data = snapshot(tx, request)
+    for address in _decided_addresses(tx, request):
+        enqueue(
+            tx.conn,
+            OutboxMessage(
+                channel="email",
+                topic="first_use",
+                recipient=address,
+                payload=data,
+                tenant_id=request.tenant_id,
+                request_id=request.id,
+            ),
+            tx.now,
+        )
+    plan_webhooks(tx, "request.first_use", request.tenant_id, request.id, data)
+
+
+def plan_webhooks(
+    tx: Tx, event_type: str, tenant_id: str | None, request_id: str | None, data: dict[str, Any]
+) -> None:
+    for hook in active_webhooks(tx.conn, tenant_id):
+        events = hook["events"] or ["*"]
+        if "*" not in events and event_type not in events:
+            continue
+        enqueue(
+            tx.conn,
+            OutboxMessage(
+                channel="webhook",
+                topic=event_type,
+                recipient=hook["id"],
+                payload={"type": event_type, "timestamp": format_time(tx.now), "data": data},
+                tenant_id=tenant_id,
+                request_id=request_id,
+            ),
+            tx.now,
+        )
+
+
+def _plan_reminder(tx: Tx, request: AccessRequest, data: dict[str, Any], to: list[str]) -> None:
+    tenant = repo.get_tenant(tx.conn, request.tenant_id)
+    if tenant is None or request.approval_deadline is None:
+        return
+    fraction = tenant.policy.reminder_fraction
+    if fraction <= 0:
+        return
+    window = tenant.policy.approval_window
+    due = request.approval_deadline - timedelta(seconds=window.total_seconds() * fraction)
+    for address in to:
+        enqueue(
+            tx.conn,
+            OutboxMessage(
+                channel="email",
+                topic="approval_reminder",
+                recipient=address,
+                payload=data,
+                tenant_id=request.tenant_id,
+                request_id=request.id,
+                due_at=due,
+                only_if_state=State.PENDING_APPROVAL.value,
+            ),
+            tx.now,
+        )
+
+
+def _approver_addresses(tx: Tx, request: AccessRequest) -> list[str]:
+    tenant = repo.get_tenant(tx.conn, request.tenant_id)
+    people = repo.users_with_roles(
+        tx.conn, [Role.APPROVER, Role.TENANT_ADMIN], tenant_id=request.tenant_id
+    )
+    extra = list(tenant.policy.notify_emails) if tenant else []
+    return list(dict.fromkeys([*_emails(people), *extra]))
+
+
+def _decided_addresses(tx: Tx, request: AccessRequest) -> list[str]:
+    addresses = []
+    for decision in request.approvals():
+        user = repo.get_user(tx.conn, decision.actor_id)
+        if user and user.active:
+            addresses.append(user.email)
+    return addresses
+
+
+def _emails(users: Iterable[Any]) -> list[str]:
+    return [u.email for u in users]
+
+
+def _to(topic: str, addresses: Iterable[str]) -> list[tuple[str, str]]:
+    return [(topic, a) for a in addresses]

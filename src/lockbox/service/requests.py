@@ -1,0 +1,276 @@
+"""Access request use cases: the lifecycle of DESIGN.md, one function per intent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from lockbox.domain import request as domain
+from lockbox.domain.audit import AuditRecord
+from lockbox.domain.errors import Conflict, NotFound, ValidationError
+from lockbox.domain.ids import new_id
+from lockbox.domain.lifecycle import State
+from lockbox.domain.permissions import Intent, Scope, authorize, scopes, visible_tenant_filter
+from lockbox.domain.policy import LockboxPolicy
+from lockbox.domain.request import AccessRequest, Change
+from lockbox.domain.roles import Principal
+from lockbox.service.app import Lockbox, Tx
+from lockbox.service.cases import load_case
+from lockbox.service.tenants import load_tenant
+from lockbox.store import repositories as repo
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request as someone sees it at a moment: its effective state and history."""
+
+    request: AccessRequest
+    state: State  # effective state at ``as_of``
+    as_of: datetime
+    history: tuple[AuditRecord, ...] = ()
+
+
+def submit_request(
+    app: Lockbox,
+    actor: Principal,
+    *,
+    tenant: str,
+    case_id: str,
+    resources: object,
+    access_level: object,
+    justification: object,
+) -> AccessRequest:
+    with app.tx() as tx:
+        tenant_obj = load_tenant(tx, actor, tenant)
+        case = load_case(tx, actor, case_id)
+        change = domain.submit(
+            request_id=new_id("request"),
+            actor=actor,
+            case=case,
+            tenant_id=tenant_obj.id,
+            policy=tenant_obj.policy,
+            resources=resources,
+            access_level=access_level,
+            justification=justification,
+            now=tx.now,
+        )
+        repo.insert_request(tx.conn, change.request)
+        tx.record(change)
+    return change.request
+
+
+def _transition(
+    app: Lockbox,
+    actor: Principal,
+    request_id: str,
+    decide: Callable[[AccessRequest, LockboxPolicy, datetime], Change],
+    expected_version: int | None,
+) -> AccessRequest:
+    """Load, decide, write with a version check, audit and notify — in one transaction."""
+    with app.tx() as tx:
+        current = _load(tx, actor, request_id)
+        if expected_version is not None and expected_version != current.version:
+            raise Conflict(
+                f"the request is at version {current.version}, not {expected_version}; "
+                "reload it and decide again",
+                state=current.effective_state(tx.now).value,
+                version=current.version,
+            )
+        tenant = repo.get_tenant(tx.conn, current.tenant_id)
+        assert tenant is not None
+        change = decide(current, tenant.policy, tx.now)
+        repo.update_request(tx.conn, change.request, current.version)
+        tx.record(change)
+    return change.request
+
+
+def review_request(
+    app: Lockbox,
+    actor: Principal,
+    request_id: str,
+    *,
+    approve: bool,
+    comment: str | None = None,
+    expected_version: int | None = None,
+) -> AccessRequest:
+    return _transition(
+        app,
+        actor,
+        request_id,
+        lambda r, p, now: domain.review(
+            r, actor, approve=approve, comment=comment, policy=p, now=now
+        ),
+        expected_version,
+    )
+
+
+def decide_request(
+    app: Lockbox,
+    actor: Principal,
+    request_id: str,
+    *,
+    approve: bool,
+    comment: str | None = None,
+    expected_version: int | None = None,
+) -> AccessRequest:
+    return _transition(
+        app,
+        actor,
+        request_id,
+        lambda r, p, now: domain.decide(
+            r, actor, approve=approve, comment=comment, policy=p, now=now
+        ),
+        expected_version,
+    )
+
+
+def cancel_request(
+    app: Lockbox,
+    actor: Principal,
+    request_id: str,
+    *,
+    comment: str | None = None,
+    expected_version: int | None = None,
+) -> AccessRequest:
+    return _transition(
+        app,
+        actor,
+        request_id,
+        lambda r, _p, now: domain.cancel(r, actor, comment=comment, now=now),
+        expected_version,
+    )
+
+
+def close_request(
+    app: Lockbox,
+    actor: Principal,
+    request_id: str,
+    *,
+    comment: str | None = None,
+    expected_version: int | None = None,
+) -> AccessRequest:
+    return _transition(
+        app,
+        actor,
+        request_id,
+        lambda r, _p, now: domain.close(r, actor, comment=comment, now=now),
+        expected_version,
+    )
+
+
+def revoke_request(
+    app: Lockbox,
+    actor: Principal,
+    request_id: str,
+    *,
+    comment: str | None = None,
+    expected_version: int | None = None,
+) -> AccessRequest:
+    return _transition(
+        app,
+        actor,
+        request_id,
+        lambda r, _p, now: domain.revoke(r, actor, comment=comment, now=now),
+        expected_version,
+    )
+
+
+# -- queries ------------------------------------------------------------------------
+
+
+def _load(tx: Tx, actor: Principal, request_id: str) -> AccessRequest:
+    request = repo.get_request(tx.conn, request_id) if isinstance(request_id, str) else None
+    if request is None:
+        raise NotFound("access request not found")
+    authorize(
+        actor,
+        Intent.REQUEST_VIEW,
+        kind="request",
+        tenant_id=request.tenant_id,
+        owner_id=request.requester_id,
+    )
+    return request
+
+
+def get_request(
+    app: Lockbox, actor: Principal, request_id: str, *, history: bool = True
+) -> RequestView:
+    with app.read() as tx:
+        request = _load(tx, actor, request_id)
+        records: tuple[AuditRecord, ...] = ()
+        if history:
+            records = tuple(
+                repo.query_audit(
+                    tx.conn,
+                    repo.AuditFilter(tenant_id=request.tenant_id, request_id=request.id),
+                    limit=10_000,
+                )
+            )
+        return RequestView(request, request.effective_state(tx.now), tx.now, records)
+
+
+@dataclass(frozen=True)
+class RequestPage:
+    items: list[RequestView]
+    next_cursor: str | None
+
+
+def list_requests(
+    app: Lockbox,
+    actor: Principal,
+    *,
+    tenant: str | None = None,
+    states: list[str] | None = None,
+    requester: str | None = None,
+    case_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> RequestPage:
+    """Requests the actor may see, newest first, filtered, a page at a time."""
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise ValidationError("limit", f"must be from 1 to {MAX_PAGE}")
+    wanted: list[State] = []
+    for i, value in enumerate(states or []):
+        try:
+            wanted.append(State(value))
+        except ValueError:
+            allowed = ", ".join(s.value for s in State)
+            raise ValidationError(
+                f"state[{i}]", f"unknown state {value!r}; one of {allowed}"
+            ) from None
+    any_tenant, only = visible_tenant_filter(actor, Intent.REQUEST_VIEW)
+    self_only = not any_tenant and only is None and Scope.SELF in scopes(actor, Intent.REQUEST_VIEW)
+    with app.read() as tx:
+        tenant_id = load_tenant(tx, actor, tenant).id if tenant else None
+        requester_id = None
+        if requester is not None:
+            user = repo.get_user(tx.conn, requester)
+            requester_id = user.id if user else "-none-"
+        if not any_tenant:
+            if self_only:
+                if requester_id not in (None, actor.id):
+                    return RequestPage([], None)
+                requester_id = actor.id
+            elif only is None or (tenant_id is not None and tenant_id != only):
+                return RequestPage([], None)
+            else:
+                tenant_id = only
+        flt = repo.RequestFilter(
+            tenant_id=tenant_id,
+            states=tuple(wanted),
+            requester_id=requester_id,
+            case_id=case_id,
+            created_after=created_after,
+            created_before=created_before,
+        )
+        items, next_cursor = repo.list_requests(
+            tx.conn, flt, now=tx.now, limit=limit, cursor=cursor
+        )
+        return RequestPage(
+            [RequestView(r, r.effective_state(tx.now), tx.now) for r in items], next_cursor
+        )

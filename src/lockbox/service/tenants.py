@@ -1,0 +1,99 @@
+"""Tenant use cases: onboarding and the customer's lockbox policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lockbox.domain.errors import AlreadyExists, NotFound
+from lockbox.domain.ids import new_id
+from lockbox.domain.permissions import Intent, authorize, visible_tenant_filter
+from lockbox.domain.policy import LockboxPolicy
+from lockbox.domain.roles import Principal
+from lockbox.domain.tenant import Tenant, validate_slug
+from lockbox.service.app import Lockbox, Tx
+from lockbox.store import repositories as repo
+
+
+def create_tenant(
+    app: Lockbox,
+    actor: Principal,
+    *,
+    slug: str,
+    name: str,
+    policy: dict[str, Any] | None = None,
+) -> Tenant:
+    authorize(actor, Intent.TENANT_CREATE, kind="tenant_new", tenant_id=None)
+    clean_slug = validate_slug(slug)
+    clean_name = Tenant.validate_name(name)
+    chosen = LockboxPolicy().with_changes(**(policy or {}))
+    with app.tx() as tx:
+        if repo.slug_taken(tx.conn, clean_slug):
+            raise AlreadyExists(f"a tenant with slug {clean_slug!r} already exists", field="slug")
+        tenant = Tenant(
+            id=new_id("tenant"), slug=clean_slug, name=clean_name, policy=chosen, created_at=tx.now
+        )
+        repo.insert_tenant(tx.conn, tenant)
+        tx.audit(
+            tenant_id=tenant.id,
+            actor=actor,
+            operation="tenant.created",
+            details={"slug": tenant.slug, "name": tenant.name, "policy": chosen.as_dict()},
+        )
+    return tenant
+
+
+def load_tenant(tx: Tx, actor: Principal, ref: str, intent: Intent = Intent.TENANT_VIEW) -> Tenant:
+    """Find a tenant by id or slug; invisible tenants are 'not found'."""
+    tenant = repo.get_tenant(tx.conn, ref)
+    if tenant is None:
+        raise NotFound("tenant not found")
+    authorize(actor, intent, kind="tenant", tenant_id=tenant.id)
+    return tenant
+
+
+def get_tenant(app: Lockbox, actor: Principal, ref: str) -> Tenant:
+    with app.read() as tx:
+        return load_tenant(tx, actor, ref)
+
+
+def list_tenants(app: Lockbox, actor: Principal) -> list[Tenant]:
+    any_tenant, only = visible_tenant_filter(actor, Intent.TENANT_VIEW)
+    if not any_tenant and only is None:
+        return []
+    with app.read() as tx:
+        return repo.list_tenants(tx.conn, None if any_tenant else only)
+
+
+def change_policy(
+    app: Lockbox,
+    actor: Principal,
+    tenant_ref: str,
+    changes: dict[str, Any],
+    *,
+    expected_version: int | None = None,
+) -> Tenant:
+    """A tenant admin turns the lockbox on/off or changes windows, approvals, addresses."""
+    with app.tx() as tx:
+        tenant = load_tenant(tx, actor, tenant_ref, Intent.POLICY_CHANGE)
+        if expected_version is not None and expected_version != tenant.version:
+            from lockbox.domain.errors import Conflict
+
+            raise Conflict("the policy changed since you read it; reload and try again")
+        new_policy = tenant.policy.with_changes(**changes)
+        before, after = tenant.policy.as_dict(), new_policy.as_dict()
+        diff = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+        if not diff:
+            return tenant
+        from dataclasses import replace
+
+        updated = replace(tenant, policy=new_policy, version=tenant.version + 1)
+        repo.update_tenant(tx.conn, updated, tenant.version)
+        tx.audit(
+            tenant_id=tenant.id, actor=actor, operation="policy.changed", details={"changes": diff}
+        )
+        from lockbox.service.notifications import plan_webhooks
+
+        plan_webhooks(
+            tx, "policy.changed", tenant.id, None, {"tenant_id": tenant.id, "changes": diff}
+        )
+    return updated

@@ -1,0 +1,123 @@
+"""API tokens: created for a user, shown once, stored only as a digest, revocable.
+
+Tokens are 256 random bits, so a plain SHA-256 digest is as strong as a slow
+password hash would be and lets authentication be one indexed lookup; the
+digest comparison after the lookup is constant-time anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from lockbox.domain import text
+from lockbox.domain.errors import AuthenticationFailed, NotFound, ValidationError
+from lockbox.domain.ids import new_id
+from lockbox.domain.permissions import Intent, authorize
+from lockbox.domain.roles import Principal
+from lockbox.service.app import Lockbox
+from lockbox.service.users import load_user
+from lockbox.store import repositories as repo
+from lockbox.store import tokens as store
+from lockbox.store.tokens import TokenRow
+
+TOKEN_PREFIX = "lbx_"
+MAX_LIFETIME = timedelta(days=366)
+#: ``last_used_at`` is written at most this often, so reads do not turn into writes.
+TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A freshly created token; ``secret`` is shown to the user once and never stored."""
+
+    row: TokenRow
+    secret: str
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_token(
+    app: Lockbox,
+    actor: Principal,
+    *,
+    user: str | None = None,
+    name: str = "api",
+    expires_at: datetime | None = None,
+) -> IssuedToken:
+    clean_name = text.required_text(name, "name", max_len=text.NAME_MAX, multiline=False)
+    with app.tx() as tx:
+        owner = load_user(tx, actor, user or actor.id, Intent.TOKEN_MANAGE)
+        if owner.id != actor.id:
+            authorize(actor, Intent.TOKEN_MANAGE, kind="token", tenant_id=owner.tenant_id)
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise ValidationError("expires_at", "must include a time zone")
+            if expires_at <= tx.now:
+                raise ValidationError("expires_at", "must be in the future")
+            if expires_at - tx.now > MAX_LIFETIME:
+                raise ValidationError("expires_at", "must be within a year")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = TokenRow(
+            id=new_id("token"),
+            user_id=owner.id,
+            name=clean_name,
+            created_at=tx.now,
+            expires_at=expires_at,
+            revoked_at=None,
+            last_used_at=None,
+            token_hash=digest(secret),
+        )
+        store.insert_token(tx.conn, row)
+    return IssuedToken(row=row, secret=secret)
+
+
+def list_tokens(app: Lockbox, actor: Principal, user: str | None = None) -> list[TokenRow]:
+    with app.read() as tx:
+        owner = load_user(tx, actor, user or actor.id, Intent.TOKEN_MANAGE)
+        if owner.id != actor.id:
+            authorize(actor, Intent.TOKEN_MANAGE, kind="token", tenant_id=owner.tenant_id)
+        return store.for_user(tx.conn, owner.id)
+
+
+def revoke_token(app: Lockbox, actor: Principal, token_id: str) -> TokenRow:
+    with app.tx() as tx:
+        row = store.by_id(tx.conn, token_id)
+        if row is None:
+            raise NotFound("token not found")
+        if row.user_id != actor.id:
+            owner = repo.get_user(tx.conn, row.user_id)
+            if owner is None:
+                raise NotFound("token not found")
+            authorize(actor, Intent.TOKEN_MANAGE, kind="user", tenant_id=owner.tenant_id)
+        store.revoke(tx.conn, row.id, tx.now)
+        refreshed = store.by_id(tx.conn, row.id)
+        assert refreshed is not None
+        return refreshed
+
+
+def authenticate(app: Lockbox, secret: str) -> Principal:
+    """The principal behind a bearer token; every failure is the same error."""
+    failure = AuthenticationFailed("invalid, expired or revoked token")
+    if not isinstance(secret, str) or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        raise failure
+    wanted = digest(secret)
+    with app.read() as tx:
+        row = store.by_hash(tx.conn, wanted)
+        if row is None or not hmac.compare_digest(row.token_hash, wanted):
+            raise failure
+        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= tx.now):
+            raise failure
+        user = repo.get_user(tx.conn, row.user_id)
+        now = tx.now
+    if user is None or not user.active:
+        raise failure
+    if row.last_used_at is None or now - row.last_used_at >= TOUCH_INTERVAL:
+        with app.db.write() as conn:
+            store.touch(conn, row.id, now)
+    return user.principal()

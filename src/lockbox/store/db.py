@@ -1,0 +1,138 @@
+"""Engines, transactions and migrations.
+
+SQLite is the embedded default and PostgreSQL is chosen by URL. On SQLite
+every write transaction starts with ``BEGIN IMMEDIATE`` so two writers
+serialise at the start instead of deadlocking on lock upgrade; on PostgreSQL
+writers serialise on row locks and version checks (see the repositories).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+ENV_URL = "LOCKBOX_DATABASE_URL"
+
+
+def default_url() -> str:
+    """``$LOCKBOX_DATABASE_URL``, else a per-user SQLite file under the XDG data directory."""
+    configured = os.environ.get(ENV_URL)
+    if configured:
+        return configured
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{base / 'lockbox' / 'lockbox.db'}"
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+class Database:
+    """One database: its engine plus helpers for read and write transactions."""
+
+    def __init__(self, url: str | None = None, *, echo: bool = False) -> None:
+        self.url = normalise_url(url or default_url())
+        parsed = make_url(self.url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.is_sqlite:
+            database = parsed.database or ""
+            if database and database != ":memory:":
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if database in ("", ":memory:"):
+                raise ValueError("use a SQLite file, not an in-memory database")
+            kwargs["poolclass"] = NullPool
+        else:
+            kwargs["pool_pre_ping"] = True
+            kwargs["pool_size"] = 10
+            kwargs["max_overflow"] = 20
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: commits on success, rolls back on any exception."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(lockbox_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction with a consistent view."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(lockbox_write=False)
+            with conn.begin():
+                yield conn
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # any driver error means "not ready"
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("lockbox_write", True)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def migrations_config(db: Database) -> Any:
+    """An Alembic config pointing at the packaged migrations and this database."""
+    from alembic.config import Config
+
+    here = Path(__file__).parent
+    cfg = Config()
+    cfg.set_main_option("script_location", str(here / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
+    cfg.attributes["engine"] = db.engine
+    return cfg
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (idempotent)."""
+    from alembic import command
+
+    command.upgrade(migrations_config(db), revision)
+
+
+def current_revision(db: Database) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

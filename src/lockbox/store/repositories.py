@@ -1,0 +1,685 @@
+"""Repositories: map rows to domain objects and back, with the concurrency rules.
+
+Every update of a versioned row is ``UPDATE … WHERE id = ? AND version = ?``;
+zero rows touched means somebody else changed it first, which surfaces as
+:class:`~lockbox.domain.errors.Conflict`. Audit appends lock the tenant's
+chain head row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serialises
+writers with ``BEGIN IMMEDIATE``), so sequence numbers never fork.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.sql.elements import ColumnElement
+
+from lockbox.domain.audit import GENESIS_HASH, AuditRecord, format_time
+from lockbox.domain.case import CaseStatus, SupportCase
+from lockbox.domain.errors import Conflict, ValidationError
+from lockbox.domain.lifecycle import OPEN_STATES, State
+from lockbox.domain.policy import LockboxPolicy
+from lockbox.domain.request import AccessRequest, Decision, DecisionKind
+from lockbox.domain.resources import AccessLevel
+from lockbox.domain.roles import Role, Side
+from lockbox.domain.tenant import Tenant
+from lockbox.domain.user import User
+from lockbox.store import tables as t
+
+# -- tenants ----------------------------------------------------------------------
+
+
+def _policy_columns(policy: LockboxPolicy) -> dict[str, Any]:
+    return {
+        "lockbox_enabled": policy.enabled,
+        "approval_window_s": int(policy.approval_window.total_seconds()),
+        "access_window_s": int(policy.access_window.total_seconds()),
+        "review_window_s": int(policy.review_window.total_seconds()),
+        "required_approvals": policy.required_approvals,
+        "notify_emails": list(policy.notify_emails),
+        "reminder_fraction": policy.reminder_fraction,
+    }
+
+
+def _tenant(row: RowMapping) -> Tenant:
+    return Tenant(
+        id=row["id"],
+        slug=row["slug"],
+        name=row["name"],
+        created_at=row["created_at"],
+        version=row["version"],
+        policy=LockboxPolicy(
+            enabled=row["lockbox_enabled"],
+            approval_window=timedelta(seconds=row["approval_window_s"]),
+            access_window=timedelta(seconds=row["access_window_s"]),
+            review_window=timedelta(seconds=row["review_window_s"]),
+            required_approvals=row["required_approvals"],
+            notify_emails=tuple(row["notify_emails"] or ()),
+            reminder_fraction=row["reminder_fraction"],
+        ),
+    )
+
+
+def insert_tenant(conn: Connection, tenant: Tenant) -> None:
+    conn.execute(
+        insert(t.tenants).values(
+            id=tenant.id,
+            slug=tenant.slug,
+            name=tenant.name,
+            created_at=tenant.created_at,
+            version=tenant.version,
+            **_policy_columns(tenant.policy),
+        )
+    )
+    conn.execute(insert(t.audit_heads).values(tenant_id=tenant.id, seq=0, hash=GENESIS_HASH))
+
+
+def get_tenant(conn: Connection, ref: str) -> Tenant | None:
+    """By id or by slug: people type slugs, programs pass ids."""
+    row = (
+        conn.execute(select(t.tenants).where(or_(t.tenants.c.id == ref, t.tenants.c.slug == ref)))
+        .mappings()
+        .first()
+    )
+    return _tenant(row) if row else None
+
+
+def slug_taken(conn: Connection, slug: str) -> bool:
+    return conn.execute(select(t.tenants.c.id).where(t.tenants.c.slug == slug)).first() is not None
+
+
+def list_tenants(conn: Connection, only: str | None = None) -> list[Tenant]:
+    query = select(t.tenants).order_by(t.tenants.c.slug)
+    if only is not None:
+        query = query.where(t.tenants.c.id == only)
+    return [_tenant(r) for r in conn.execute(query).mappings()]
+
+
+def update_tenant(conn: Connection, tenant: Tenant, expected_version: int) -> None:
+    result = conn.execute(
+        update(t.tenants)
+        .where(t.tenants.c.id == tenant.id, t.tenants.c.version == expected_version)
+        .values(name=tenant.name, version=tenant.version, **_policy_columns(tenant.policy))
+    )
+    if result.rowcount != 1:
+        raise Conflict("the tenant was changed by someone else; reload and try again")
+
+
+# -- users ------------------------------------------------------------------------
+
+
+def _roles_of(conn: Connection, user_ids: Sequence[str]) -> dict[str, set[Role]]:
+    found: dict[str, set[Role]] = {uid: set() for uid in user_ids}
+    if user_ids:
+        rows = conn.execute(
+            select(t.user_roles.c.user_id, t.user_roles.c.role).where(
+                t.user_roles.c.user_id.in_(list(user_ids))
+            )
+        )
+        for uid, role in rows:
+            found[uid].add(Role(role))
+    return found
+
+
+def _users(conn: Connection, rows: Sequence[RowMapping]) -> list[User]:
+    roles = _roles_of(conn, [r["id"] for r in rows])
+    return [
+        User(
+            id=r["id"],
+            email=r["email"],
+            display_name=r["display_name"],
+            side=Side(r["side"]),
+            tenant_id=r["tenant_id"],
+            roles=frozenset(roles[r["id"]]),
+            created_at=r["created_at"],
+            active=r["active"],
+        )
+        for r in rows
+    ]
+
+
+def insert_user(conn: Connection, user: User, password_hash: str | None = None) -> None:
+    conn.execute(
+        insert(t.users).values(
+            id=user.id,
+            email=user.email,
+            display_name=user.display_name,
+            side=user.side.value,
+            tenant_id=user.tenant_id,
+            active=user.active,
+            created_at=user.created_at,
+            password_hash=password_hash,
+        )
+    )
+    set_roles(conn, user.id, user.roles)
+
+
+def set_roles(conn: Connection, user_id: str, roles: frozenset[Role]) -> None:
+    conn.execute(delete(t.user_roles).where(t.user_roles.c.user_id == user_id))
+    if roles:
+        conn.execute(
+            insert(t.user_roles), [{"user_id": user_id, "role": r.value} for r in sorted(roles)]
+        )
+
+
+def set_user_active(conn: Connection, user_id: str, active: bool) -> None:
+    conn.execute(update(t.users).where(t.users.c.id == user_id).values(active=active))
+
+
+def set_password_hash(conn: Connection, user_id: str, password_hash: str | None) -> None:
+    conn.execute(update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash))
+
+
+def get_password_hash(conn: Connection, user_id: str) -> str | None:
+    value = conn.execute(select(t.users.c.password_hash).where(t.users.c.id == user_id)).scalar()
+    return value if isinstance(value, str) else None
+
+
+def get_user(conn: Connection, ref: str) -> User | None:
+    """By id or (case-insensitively) by e-mail address."""
+    row = (
+        conn.execute(
+            select(t.users).where(
+                or_(t.users.c.id == ref, func.lower(t.users.c.email) == ref.strip().lower())
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return _users(conn, [row])[0] if row else None
+
+
+def email_taken(conn: Connection, email: str) -> bool:
+    query = select(t.users.c.id).where(func.lower(t.users.c.email) == email.lower())
+    return conn.execute(query).first() is not None
+
+
+def list_users(
+    conn: Connection, *, tenant_id: str | None = None, side: Side | None = None
+) -> list[User]:
+    query = select(t.users).order_by(t.users.c.email)
+    if tenant_id is not None:
+        query = query.where(t.users.c.tenant_id == tenant_id)
+    if side is not None:
+        query = query.where(t.users.c.side == side.value)
+    return _users(conn, list(conn.execute(query).mappings()))
+
+
+def users_with_roles(
+    conn: Connection, roles: Sequence[Role], *, tenant_id: str | None
+) -> list[User]:
+    """Active users holding any of ``roles`` (in ``tenant_id``, or provider staff if None)."""
+    query = (
+        select(t.users)
+        .join(t.user_roles, t.user_roles.c.user_id == t.users.c.id)
+        .where(t.user_roles.c.role.in_([r.value for r in roles]), t.users.c.active.is_(True))
+        .distinct()
+        .order_by(t.users.c.email)
+    )
+    if tenant_id is None:
+        query = query.where(t.users.c.tenant_id.is_(None))
+    else:
+        query = query.where(t.users.c.tenant_id == tenant_id)
+    return _users(conn, list(conn.execute(query).mappings()))
+
+
+# -- cases ------------------------------------------------------------------------
+
+
+def _case(row: RowMapping) -> SupportCase:
+    return SupportCase(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        title=row["title"],
+        reference=row["reference"],
+        engineer_id=row["engineer_id"],
+        status=CaseStatus(row["status"]),
+        opened_at=row["opened_at"],
+        opened_by=row["opened_by"],
+        closed_at=row["closed_at"],
+        closed_by=row["closed_by"],
+    )
+
+
+def insert_case(conn: Connection, case: SupportCase) -> None:
+    conn.execute(
+        insert(t.cases).values(
+            id=case.id,
+            tenant_id=case.tenant_id,
+            title=case.title,
+            reference=case.reference,
+            engineer_id=case.engineer_id,
+            status=case.status.value,
+            opened_at=case.opened_at,
+            opened_by=case.opened_by,
+        )
+    )
+
+
+def get_case(conn: Connection, case_id: str) -> SupportCase | None:
+    row = conn.execute(select(t.cases).where(t.cases.c.id == case_id)).mappings().first()
+    return _case(row) if row else None
+
+
+def close_case(conn: Connection, case: SupportCase) -> None:
+    result = conn.execute(
+        update(t.cases)
+        .where(t.cases.c.id == case.id, t.cases.c.status == CaseStatus.OPEN.value)
+        .values(status=case.status.value, closed_at=case.closed_at, closed_by=case.closed_by)
+    )
+    if result.rowcount != 1:
+        raise Conflict("the support case was closed by someone else")
+
+
+def list_cases(
+    conn: Connection, *, tenant_id: str | None, status: CaseStatus | None = None, limit: int = 200
+) -> list[SupportCase]:
+    query = select(t.cases).order_by(t.cases.c.opened_at.desc(), t.cases.c.id.desc()).limit(limit)
+    if tenant_id is not None:
+        query = query.where(t.cases.c.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(t.cases.c.status == status.value)
+    return [_case(r) for r in conn.execute(query).mappings()]
+
+
+# -- access requests --------------------------------------------------------------
+
+_REQUEST_FIELDS = (
+    "id",
+    "tenant_id",
+    "case_id",
+    "requester_id",
+    "justification",
+    "created_at",
+    "updated_at",
+    "review_deadline",
+    "reviewer_id",
+    "reviewed_at",
+    "review_comment",
+    "customer_step",
+    "required_approvals",
+    "approval_deadline",
+    "approved_at",
+    "access_deadline",
+    "ended_at",
+    "ended_by",
+    "end_comment",
+    "version",
+)
+
+
+def _request_values(request: AccessRequest) -> dict[str, Any]:
+    values = {name: getattr(request, name) for name in _REQUEST_FIELDS}
+    values.update(
+        resources=list(request.resources),
+        access_level=request.access_level.value,
+        state=request.state.value,
+    )
+    return values
+
+
+def _decisions(conn: Connection, request_ids: Sequence[str]) -> dict[str, list[Decision]]:
+    found: dict[str, list[Decision]] = {rid: [] for rid in request_ids}
+    if request_ids:
+        rows = conn.execute(
+            select(t.request_decisions)
+            .where(t.request_decisions.c.request_id.in_(list(request_ids)))
+            .order_by(t.request_decisions.c.at, t.request_decisions.c.actor_id)
+        ).mappings()
+        for r in rows:
+            found[r["request_id"]].append(
+                Decision(
+                    actor_id=r["actor_id"],
+                    kind=DecisionKind(r["kind"]),
+                    at=r["at"],
+                    comment=r["comment"],
+                )
+            )
+    return found
+
+
+def _requests(conn: Connection, rows: Sequence[RowMapping]) -> list[AccessRequest]:
+    decisions = _decisions(conn, [r["id"] for r in rows])
+    result = []
+    for r in rows:
+        fields = {name: r[name] for name in _REQUEST_FIELDS}
+        result.append(
+            AccessRequest(
+                **fields,
+                resources=tuple(r["resources"]),
+                access_level=AccessLevel(r["access_level"]),
+                state=State(r["state"]),
+                decisions=tuple(decisions[r["id"]]),
+            )
+        )
+    return result
+
+
+def insert_request(conn: Connection, request: AccessRequest) -> None:
+    conn.execute(insert(t.access_requests).values(**_request_values(request)))
+
+
+def get_request(
+    conn: Connection, request_id: str, *, lock: bool = False, skip_locked: bool = False
+) -> AccessRequest | None:
+    query = select(t.access_requests).where(t.access_requests.c.id == request_id)
+    if lock:
+        query = query.with_for_update(skip_locked=skip_locked)
+    row = conn.execute(query).mappings().first()
+    return _requests(conn, [row])[0] if row else None
+
+
+def update_request(conn: Connection, request: AccessRequest, expected_version: int) -> None:
+    """Write a changed request if nobody changed it since ``expected_version`` was read."""
+    values = _request_values(request)
+    del values["id"]
+    result = conn.execute(
+        update(t.access_requests)
+        .where(
+            t.access_requests.c.id == request.id,
+            t.access_requests.c.version == expected_version,
+        )
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise Conflict("the request was changed by someone else; reload and try again")
+    stored = {d.actor_id for d in _decisions(conn, [request.id])[request.id]}
+    new = [d for d in request.decisions if d.actor_id not in stored]
+    if new:
+        conn.execute(
+            insert(t.request_decisions),
+            [
+                {
+                    "request_id": request.id,
+                    "actor_id": d.actor_id,
+                    "kind": d.kind.value,
+                    "at": d.at,
+                    "comment": d.comment,
+                }
+                for d in new
+            ],
+        )
+
+
+def mark_first_use(conn: Connection, request_id: str, at: datetime) -> bool:
+    """Record the first use of a grant; True only for the call that recorded it."""
+    result = conn.execute(
+        update(t.access_requests)
+        .where(t.access_requests.c.id == request_id, t.access_requests.c.first_used_at.is_(None))
+        .values(first_used_at=at)
+    )
+    return result.rowcount == 1
+
+
+def effective_state_clause(state: State, now: datetime) -> ColumnElement[bool]:
+    """SQL for "reads as ``state`` at ``now``", agreeing with ``AccessRequest.effective_state``."""
+    c = t.access_requests.c
+    pending_due = or_(
+        and_(c.state == State.PENDING_REVIEW.value, c.review_deadline <= now),
+        and_(c.state == State.PENDING_APPROVAL.value, c.approval_deadline <= now),
+    )
+    if state is State.PENDING_REVIEW:
+        return and_(c.state == state.value, c.review_deadline > now)
+    if state is State.PENDING_APPROVAL:
+        return and_(c.state == state.value, c.approval_deadline > now)
+    if state is State.APPROVED:
+        return and_(c.state == state.value, c.access_deadline > now)
+    if state is State.EXPIRED:
+        return or_(c.state == state.value, pending_due)
+    if state is State.ACCESS_ENDED:
+        return or_(
+            c.state == state.value,
+            and_(c.state == State.APPROVED.value, c.access_deadline <= now),
+        )
+    return c.state == state.value
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    tenant_id: str | None = None
+    states: tuple[State, ...] = ()
+    requester_id: str | None = None
+    case_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def encode_cursor(*parts: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int, field: str = "cursor") -> list[str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError(field, "is not a cursor returned by this service") from None
+    if (
+        not isinstance(parts, list)
+        or len(parts) != size
+        or not all(isinstance(p, str) for p in parts)
+    ):
+        raise ValidationError(field, "is not a cursor returned by this service")
+    return parts
+
+
+def list_requests(
+    conn: Connection, flt: RequestFilter, *, now: datetime, limit: int, cursor: str | None
+) -> tuple[list[AccessRequest], str | None]:
+    """Newest first, ``limit`` at a time; the returned cursor continues after the last one."""
+    c = t.access_requests.c
+    query = select(t.access_requests)
+    if flt.tenant_id is not None:
+        query = query.where(c.tenant_id == flt.tenant_id)
+    if flt.states:
+        query = query.where(or_(*(effective_state_clause(s, now) for s in flt.states)))
+    if flt.requester_id is not None:
+        query = query.where(c.requester_id == flt.requester_id)
+    if flt.case_id is not None:
+        query = query.where(c.case_id == flt.case_id)
+    if flt.created_after is not None:
+        query = query.where(c.created_at >= flt.created_after)
+    if flt.created_before is not None:
+        query = query.where(c.created_at < flt.created_before)
+    if cursor:
+        created_text, last_id = decode_cursor(cursor, 2)
+        try:
+            created = datetime.fromisoformat(created_text)
+        except ValueError:
+            raise ValidationError("cursor", "is not a cursor returned by this service") from None
+        query = query.where(
+            or_(c.created_at < created, and_(c.created_at == created, c.id < last_id))
+        )
+    query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
+    rows = list(conn.execute(query).mappings())
+    page = _requests(conn, rows[:limit])
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
+    return page, next_cursor
+
+
+def open_requests_for_case(conn: Connection, case_id: str) -> list[AccessRequest]:
+    c = t.access_requests.c
+    rows = conn.execute(
+        select(t.access_requests)
+        .where(c.case_id == case_id, c.state.in_([s.value for s in OPEN_STATES]))
+        .order_by(c.created_at)
+    ).mappings()
+    return _requests(conn, list(rows))
+
+
+def active_requests_for(
+    conn: Connection, *, tenant_id: str, requester_id: str, now: datetime
+) -> list[AccessRequest]:
+    """Requests of this engineer on this tenant that are approved and within their window."""
+    c = t.access_requests.c
+    rows = conn.execute(
+        select(t.access_requests)
+        .where(
+            c.tenant_id == tenant_id,
+            c.requester_id == requester_id,
+            effective_state_clause(State.APPROVED, now),
+        )
+        .order_by(c.created_at.desc())
+    ).mappings()
+    return _requests(conn, list(rows))
+
+
+def latest_request_for(
+    conn: Connection, *, tenant_id: str, requester_id: str
+) -> AccessRequest | None:
+    c = t.access_requests.c
+    row = (
+        conn.execute(
+            select(t.access_requests)
+            .where(c.tenant_id == tenant_id, c.requester_id == requester_id)
+            .order_by(c.created_at.desc(), c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return _requests(conn, [row])[0] if row else None
+
+
+def due_request_ids(conn: Connection, now: datetime, limit: int) -> list[str]:
+    """Ids of requests whose stage deadline has passed but whose state says otherwise."""
+    c = t.access_requests.c
+    query = (
+        select(c.id)
+        .where(
+            or_(
+                and_(c.state == State.PENDING_REVIEW.value, c.review_deadline <= now),
+                and_(c.state == State.PENDING_APPROVAL.value, c.approval_deadline <= now),
+                and_(c.state == State.APPROVED.value, c.access_deadline <= now),
+            )
+        )
+        .limit(limit)
+    )
+    return [row[0] for row in conn.execute(query)]
+
+
+# -- audit ------------------------------------------------------------------------
+
+
+def canonical_details(details: dict[str, Any]) -> str:
+    return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def append_audit(conn: Connection, record: AuditRecord) -> AuditRecord:
+    """Append ``record`` (seq/prev_hash/hash are filled in here) to its tenant's chain."""
+    heads = t.audit_heads
+    head = conn.execute(
+        select(heads.c.seq, heads.c.hash)
+        .where(heads.c.tenant_id == record.tenant_id)
+        .with_for_update()
+    ).first()
+    if head is None:
+        raise ValidationError("tenant_id", "unknown tenant")
+    from dataclasses import replace
+
+    # Round-trip the details through their stored form so the hash covers exactly what is kept.
+    details = json.loads(canonical_details(record.details))
+    chained = replace(
+        record, seq=head.seq + 1, prev_hash=head.hash, details=details, at=record.at
+    ).hashed()
+    conn.execute(
+        insert(t.audit_events).values(
+            id=chained.id,
+            tenant_id=chained.tenant_id,
+            seq=chained.seq,
+            at=chained.at,
+            actor_id=chained.actor_id,
+            actor_kind=chained.actor_kind,
+            operation=chained.operation,
+            request_id=chained.request_id,
+            details=canonical_details(chained.details),
+            prev_hash=chained.prev_hash,
+            hash=chained.hash,
+        )
+    )
+    result = conn.execute(
+        update(heads)
+        .where(heads.c.tenant_id == chained.tenant_id, heads.c.seq == head.seq)
+        .values(seq=chained.seq, hash=chained.hash)
+    )
+    if result.rowcount != 1:
+        raise Conflict("another change was recorded at the same moment; try again")
+    return chained
+
+
+def _audit(row: RowMapping) -> AuditRecord:
+    return AuditRecord(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        seq=row["seq"],
+        at=row["at"],
+        actor_id=row["actor_id"],
+        actor_kind=row["actor_kind"],
+        operation=row["operation"],
+        request_id=row["request_id"],
+        details=json.loads(row["details"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    tenant_id: str
+    request_id: str | None = None
+    operation_prefix: str | None = None
+    actor_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    after_seq: int = 0
+
+
+def query_audit(conn: Connection, flt: AuditFilter, limit: int) -> list[AuditRecord]:
+    """Oldest first from ``after_seq``: cursors are plain sequence numbers."""
+    c = t.audit_events.c
+    query = select(t.audit_events).where(c.tenant_id == flt.tenant_id, c.seq > flt.after_seq)
+    if flt.request_id is not None:
+        query = query.where(c.request_id == flt.request_id)
+    if flt.operation_prefix:
+        query = query.where(c.operation.startswith(flt.operation_prefix, autoescape=True))
+    if flt.actor_id is not None:
+        query = query.where(c.actor_id == flt.actor_id)
+    if flt.since is not None:
+        query = query.where(c.at >= flt.since)
+    if flt.until is not None:
+        query = query.where(c.at < flt.until)
+    query = query.order_by(c.seq).limit(limit)
+    return [_audit(r) for r in conn.execute(query).mappings()]
+
+
+def iter_audit(conn: Connection, tenant_id: str, batch: int = 1000) -> Iterator[AuditRecord]:
+    """Every record of a tenant in sequence order, fetched in batches (constant memory)."""
+    after = 0
+    while True:
+        page = query_audit(conn, AuditFilter(tenant_id=tenant_id, after_seq=after), batch)
+        yield from page
+        if len(page) < batch:
+            return
+        after = page[-1].seq
+
+
+def audit_head(conn: Connection, tenant_id: str) -> tuple[int, str] | None:
+    row = conn.execute(
+        select(t.audit_heads.c.seq, t.audit_heads.c.hash).where(
+            t.audit_heads.c.tenant_id == tenant_id
+        )
+    ).first()
+    return (row.seq, row.hash) if row else None
+
+
+def audit_time(value: datetime) -> str:
+    return format_time(value)

@@ -1,0 +1,250 @@
+"""The schema, as SQLAlchemy Core tables.
+
+Core rather than ORM: every write in Lockbox is an explicit statement (with a
+version check or a lock), so hiding them behind a unit-of-work flush would
+only obscure the concurrency rules. Alembic migrations are written against
+this metadata, and a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in Python on every database (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+ID = String(40)
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("slug", String(63), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("lockbox_enabled", Boolean, nullable=False),
+    Column("approval_window_s", Integer, nullable=False),
+    Column("access_window_s", Integer, nullable=False),
+    Column("review_window_s", Integer, nullable=False),
+    Column("required_approvals", Integer, nullable=False),
+    Column("notify_emails", JSON, nullable=False),
+    Column("reminder_fraction", Float, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("side", String(16), nullable=False),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=True, index=True),
+    Column("password_hash", String(200), nullable=True),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+user_roles = Table(
+    "user_roles",
+    metadata,
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(32), primary_key=True),
+    Index("ix_user_roles_role", "role"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("reference", String(100), nullable=True),
+    Column("engineer_id", ID, ForeignKey("users.id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("opened_by", String(40), nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("closed_by", String(40), nullable=True),
+    Index("ix_cases_tenant_status", "tenant_id", "status"),
+)
+
+access_requests = Table(
+    "access_requests",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("case_id", ID, ForeignKey("cases.id"), nullable=False, index=True),
+    Column("requester_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("resources", JSON, nullable=False),
+    Column("access_level", String(16), nullable=False),
+    Column("justification", Text, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("review_deadline", UTCDateTime, nullable=False),
+    Column("reviewer_id", String(40), nullable=True),
+    Column("reviewed_at", UTCDateTime, nullable=True),
+    Column("review_comment", Text, nullable=True),
+    Column("customer_step", Boolean, nullable=True),
+    Column("required_approvals", Integer, nullable=False),
+    Column("approval_deadline", UTCDateTime, nullable=True),
+    Column("approved_at", UTCDateTime, nullable=True),
+    Column("access_deadline", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("ended_by", String(40), nullable=True),
+    Column("end_comment", Text, nullable=True),
+    Column("first_used_at", UTCDateTime, nullable=True),
+    Column("version", Integer, nullable=False),
+    # The queries that grow: the sweeper's "due" scans, lists per tenant and per requester.
+    Index("ix_access_requests_state_review", "state", "review_deadline"),
+    Index("ix_access_requests_state_approval", "state", "approval_deadline"),
+    Index("ix_access_requests_state_access", "state", "access_deadline"),
+    Index("ix_access_requests_tenant_state_created", "tenant_id", "state", "created_at"),
+    Index("ix_access_requests_tenant_created", "tenant_id", "created_at", "id"),
+    Index("ix_access_requests_requester_created", "requester_id", "created_at"),
+)
+
+request_decisions = Table(
+    "request_decisions",
+    metadata,
+    Column("request_id", ID, ForeignKey("access_requests.id"), primary_key=True),
+    Column("actor_id", ID, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("comment", Text, nullable=True),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_id", String(40), nullable=False),
+    Column("actor_kind", String(16), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("request_id", String(40), nullable=True),
+    Column("details", Text, nullable=False),  # canonical JSON text, hashed as stored
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("tenant_id", "seq"),
+    Index("ix_audit_events_tenant_request", "tenant_id", "request_id"),
+    Index("ix_audit_events_tenant_at", "tenant_id", "at"),
+)
+
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("channel", String(16), nullable=False),  # email | webhook
+    Column("topic", String(64), nullable=False),
+    Column("tenant_id", String(40), nullable=True),
+    Column("request_id", String(40), nullable=True),
+    Column("recipient", String(2048), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    # Deliver only while the request is still in this state (reminders).
+    Column("only_if_state", String(24), nullable=True),
+    Column("status", String(16), nullable=False),  # pending | sent | failed | skipped
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Index("ix_outbox_status_due", "status", "due_at"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=True, index=True),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(200), nullable=False),  # needed to sign; never shown after creation
+    Column("events", JSON, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(40), nullable=False),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("algorithm", String(16), nullable=False),
+    Column("private_pem", Text, nullable=False),
+    Column("public_jwk", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime, nullable=True),  # no longer signs
+    Column("publish_until", UTCDateTime, nullable=True),  # dropped from JWKS after this
+)
