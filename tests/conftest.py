@@ -49,7 +49,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_schema() -> Iterator[str]:
-    schema = f"lockbox_test_{_worker()}"
+    # Unique per test run *and* worker, so concurrent runs never share a schema.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))[:10]
+    schema = f"lockbox_test_{run}_{_worker()}"
     try:
         admin = create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:

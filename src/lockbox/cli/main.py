@@ -149,10 +149,16 @@ def db_upgrade(ctx: typer.Context) -> None:
 
 @docs_app.command("lifecycle")
 def docs_lifecycle(
-    fmt: Annotated[str, typer.Option("--format", help="document, markdown or mermaid")] = "document",
+    fmt: Annotated[
+        str, typer.Option("--format", help="document, markdown or mermaid")
+    ] = "document",
 ) -> None:
     """Print the lifecycle docs (generated from the transition table in the code)."""
-    renderers = {"document": render_document, "markdown": render_markdown, "mermaid": render_mermaid}
+    renderers = {
+        "document": render_document,
+        "markdown": render_markdown,
+        "mermaid": render_mermaid,
+    }
     if fmt not in renderers:
         raise ValidationError("format", "must be 'document', 'markdown' or 'mermaid'")
     sys.stdout.write(renderers[fmt]().rstrip("\n") + "\n")
@@ -716,6 +722,21 @@ def audit_list(
     )
     if page.get("next_cursor"):
         output.err.print(f"more: --after {page['next_cursor']}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    no_migrate: Annotated[
+        bool, typer.Option("--no-migrate", help="Do not apply migrations at start.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API server (database from LOCKBOX_DATABASE_URL)."""
+    from lockbox.api.server import serve as run_server
+
+    run_server(host, port, migrate=not no_migrate, log_level=log_level)
 
 
 @app.command("sweep")

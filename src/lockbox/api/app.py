@@ -1,0 +1,58 @@
+"""The FastAPI application factory.
+
+Routers live in one module per resource (``routes_*.py``) and only translate
+HTTP to service calls: no rule is decided here.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from lockbox import __version__
+from lockbox.api import health, problems
+from lockbox.api.limits import BodySizeLimit
+from lockbox.service.app import Lockbox
+
+DESCRIPTION = """\
+Lockbox: customer-approved, time-bounded, audited support access.
+
+Authenticate with an API token: `Authorization: Bearer lbx_…`. Errors are
+RFC 9457 problem details (`application/problem+json`) with a stable `type`
+(`urn:lockbox:problem:<code>`). An object you may not see answers 404, exactly
+like a missing one.
+"""
+
+
+def create_app(lockbox: Lockbox) -> FastAPI:
+    app = FastAPI(
+        title="Lockbox",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.lockbox = lockbox
+    problems.install(app)
+    app.add_middleware(BodySizeLimit)
+    app.include_router(health.router)
+    for router in _v1_routers():
+        app.include_router(router)
+    return app
+
+
+def _v1_routers() -> list[APIRouter]:
+    """Every ``/v1`` router; modules register here as they are added."""
+    from importlib import import_module
+
+    routers = []
+    for name in ROUTER_MODULES:
+        module = import_module(f"lockbox.api.{name}")
+        router = module.router
+        assert isinstance(router, APIRouter)
+        routers.append(router)
+    return routers
+
+
+#: Router modules, in the order their tags appear in the docs.
+ROUTER_MODULES: list[str] = []

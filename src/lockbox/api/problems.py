@@ -1,0 +1,114 @@
+"""RFC 9457 problem details for every error the API returns.
+
+Each domain error family maps to one status and a stable ``type`` URN
+(``urn:lockbox:problem:<code>``): a URN rather than a URL, because these
+strings identify problems, they are not pages to visit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lockbox.domain import errors
+
+log = logging.getLogger("lockbox.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS: dict[type[errors.LockboxError], int] = {
+    errors.ValidationError: 422,
+    errors.NotFound: 404,
+    errors.PermissionDenied: 403,
+    errors.AuthenticationFailed: 401,
+    errors.InvalidTransition: 409,
+    errors.Conflict: 409,
+    errors.AlreadyExists: 409,
+}
+
+
+def status_for(exc: errors.LockboxError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 400
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:lockbox:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def from_domain(exc: errors.LockboxError) -> JSONResponse:
+    status = status_for(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    extra = dict(exc.extra)
+    if isinstance(exc, errors.ValidationError):
+        extra = {"errors": [{"field": exc.field, "message": exc.message}]}
+    return problem(status, exc.code, exc.title, exc.message, headers=headers, **extra)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
+    return path or ".".join(str(p) for p in loc)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into problem+json."""
+
+    @app.exception_handler(errors.LockboxError)
+    async def _domain(_request: Request, exc: errors.LockboxError) -> JSONResponse:
+        return from_domain(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        items = []
+        for err in exc.errors():
+            loc = tuple(err.get("loc", ()))
+            message = str(err.get("msg", "invalid"))
+            if err.get("type") == "extra_forbidden":
+                message = "unknown field"
+            elif err.get("type") == "json_invalid":
+                message = "malformed JSON"
+            items.append({"field": _field_path(loc), "message": message})
+        detail = "; ".join(f"{i['field']}: {i['message']}" for i in items) or "invalid request"
+        return problem(422, "validation_error", "Invalid input", detail, errors=items)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        code = codes.get(exc.status_code, "http_error")
+        return problem(
+            exc.status_code,
+            code,
+            str(exc.detail) if exc.status_code != 404 else "Not found",
+            str(exc.detail),
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return problem(500, "internal_error", "Internal error", "an unexpected error occurred")

@@ -1,0 +1,50 @@
+"""Runtime configuration, from environment variables (prefix ``LOCKBOX_``).
+
+One settings object for every process (server, worker, CLI), so a variable
+means the same thing everywhere. Secrets (SMTP password) are ``SecretStr`` and
+never printed.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lockbox.clock import Clock, OffsetFileClock, SystemClock
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOCKBOX_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: per-user SQLite file"
+    )
+    #: Tests only: system time plus the offset (seconds) in this file.
+    test_clock_file: Path | None = None
+
+    # -- e-mail (SMTP) --
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_security: str = Field(default="none", description="none | starttls | tls")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = 10.0
+    mail_from: str = "Lockbox <lockbox@localhost>"
+
+    # -- access tokens --
+    access_token_audience: str = "lockbox-resource"
+    access_token_ttl_seconds: int = 300
+    issuer: str = "lockbox"
+
+    def clock(self) -> Clock:
+        if self.test_clock_file is not None:
+            return OffsetFileClock(self.test_clock_file)
+        return SystemClock()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
