@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 DATA=${DATA:-var}
 LOCKBOX_PORT=${LOCKBOX_PORT:-8000}
-MAILSTORE_PORT=${MAILSTORE_PORT:-8001}
+MAILSTORE_PORT=${MAILSTORE_PORT:-8100}
 SMTP_PORT=${SMTP_PORT:-8025}
 
 export LOCKBOX_SMTP_HOST=127.0.0.1 LOCKBOX_SMTP_PORT="$SMTP_PORT" LOCKBOX_SMTP_SECURITY=none
@@ -37,7 +37,7 @@ pids+=($!)
 
 # shellcheck disable=SC1090,SC1091
 set -a; . "$DATA/demo-tokens.env"; set +a
-MAILSTORE_LOCKBOX_URL="http://127.0.0.1:$LOCKBOX_PORT" \
+LOCKBOX_URL="http://127.0.0.1:$LOCKBOX_PORT" \
 MAILSTORE_LOCKBOX_TOKEN="${LOCKBOX_TOKEN_RESOURCE_SERVICE:-}" \
   "$BIN/python" -m examples.mailstore --host 127.0.0.1 --port "$MAILSTORE_PORT" > "$DATA/mailstore.log" 2>&1 &
 pids+=($!)

@@ -1,0 +1,1 @@
+"""A small mail store protected by Lockbox (see ``app.py``)."""

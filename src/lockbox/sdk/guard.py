@@ -1,0 +1,242 @@
+"""Guard FastAPI / Starlette routes with Lockbox, and report what engineers did.
+
+::
+
+    guard = LockboxGuard(verifier=TokenVerifier(jwks_url=..., audience="mailstore"),
+                         online=AsyncLockboxClient(LOCKBOX_URL, SERVICE_TOKEN),   # optional
+                         reporter=EventReporter(LockboxClient(LOCKBOX_URL, SERVICE_TOKEN).report_events))
+
+    @app.get("/mailboxes/{tenant}/{address}")
+    def read(grant: Annotated[AccessGrant, guard.depends(
+            "exchange/mailbox/{address}", "read", tenant="{tenant}")]): ...
+
+Modes:
+
+* **token** (no ``online`` client): the engineer sends a Lockbox access token
+  as ``Authorization: Bearer …``; it is verified locally (signature, issuer,
+  audience, lifetime, tenant, resource, level). No call to Lockbox on the
+  request path; revocation takes effect within the token's few minutes.
+* **online** (``online`` client given): additionally asks
+  ``POST /v1/access/check`` on every request, so closing or revoking takes
+  effect at once. If Lockbox cannot be reached the guard fails closed (503).
+  With ``identify`` (and no verifier) the service names the engineer from its
+  own authentication and no token is needed.
+
+After the route ran, the action is reported in the background (``success``,
+or ``failure`` if the handler raised); refusals with a known request are
+reported as ``denied``. Reporting never blocks or fails the response.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from lockbox.sdk.client import AsyncLockboxClient, LockboxAPIError
+from lockbox.sdk.reporter import EventReporter
+from lockbox.sdk.verify import AccessClaims, TokenError, TokenVerifier
+
+log = logging.getLogger("lockbox.sdk.guard")
+
+Template = str | Callable[[Request], str]
+Identify = Callable[[Request], str | None] | Callable[[Request], Awaitable[str | None]]
+
+
+@dataclass
+class AccessGrant:
+    """What the guard allowed; handlers may set ``detail`` for the audit record."""
+
+    engineer: str
+    tenant: str
+    request_id: str
+    resource: str
+    action: str
+    mode: str
+    claims: AccessClaims | None = None
+    access_deadline: str | None = None
+    detail: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _render(template: Template, request: Request) -> str:
+    if callable(template):
+        return template(request)
+    try:
+        return template.format_map(request.path_params)
+    except (KeyError, IndexError, ValueError):
+        raise HTTPException(500, "the resource template names an unknown path parameter") from None
+
+
+def _deny(status: int, error: str, reason: str, message: str) -> HTTPException:
+    headers = None
+    if status == 401:
+        headers = {
+            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'
+        }
+    return HTTPException(
+        status, {"error": error, "reason": reason, "message": message}, headers=headers
+    )
+
+
+class LockboxGuard:
+    def __init__(
+        self,
+        *,
+        verifier: TokenVerifier | None = None,
+        online: AsyncLockboxClient | None = None,
+        reporter: EventReporter | None = None,
+        identify: Identify | None = None,
+    ) -> None:
+        if verifier is None and (online is None or identify is None):
+            raise ValueError("give a token verifier, or an online client with identify")
+        self.verifier = verifier
+        self.online = online
+        self.reporter = reporter
+        self.identify = identify
+
+    @property
+    def mode(self) -> str:
+        return "online" if self.online is not None else "token"
+
+    def require(
+        self, resource: Template, action: str, *, tenant: Template
+    ) -> Callable[[Request], AsyncIterator[AccessGrant]]:
+        """A FastAPI dependency that allows the request or answers 401/403/503."""
+        if action not in ("read", "write"):
+            raise ValueError("action must be 'read' or 'write'")
+
+        async def dependency(request: Request) -> AsyncIterator[AccessGrant]:
+            grant = await self.authorize(
+                request, _render(resource, request), action, _render(tenant, request)
+            )
+            try:
+                yield grant
+            except Exception as exc:
+                status = getattr(exc, "status_code", None)
+                self._report(
+                    grant,
+                    "failure",
+                    grant.detail or f"handler failed ({status or type(exc).__name__})",
+                )
+                raise
+            self._report(grant, "success", grant.detail)
+
+        return dependency
+
+    def depends(self, resource: Template, action: str, *, tenant: Template) -> Any:
+        """``Depends(require(...))`` that reports *before* the response is sent, where
+        FastAPI supports it (``scope="function"``), so a flush after a response sees it."""
+        dependency = self.require(resource, action, tenant=tenant)
+        if "scope" in inspect.signature(Depends).parameters:
+            return Depends(dependency, scope="function")
+        return Depends(dependency)  # pragma: no cover - older FastAPI
+
+    async def authorize(
+        self, request: Request, resource: str, action: str, tenant: str
+    ) -> AccessGrant:
+        """Decide for one request (usable from any Starlette handler)."""
+        claims: AccessClaims | None = None
+        if self.verifier is not None:
+            claims = await self._verify(request)
+            engineer = claims.engineer
+            if not claims.matches_tenant(tenant):
+                raise _deny(403, "access_denied", "wrong_tenant", "the token is for another tenant")
+            reason = claims.denies(resource, action)
+            if reason is not None:
+                self._report_denied(claims.request_id, claims.engineer, resource, action, reason)
+                raise _deny(403, "access_denied", reason, f"access denied: {reason}")
+        else:
+            engineer = await self._identify(request)
+        grant = AccessGrant(
+            engineer=engineer,
+            tenant=tenant,
+            request_id=claims.request_id if claims else "",
+            resource=resource,
+            action=action,
+            mode=self.mode,
+            claims=claims,
+        )
+        if self.online is not None:
+            try:
+                answer = await self.online.check(
+                    engineer=engineer,
+                    tenant=tenant,
+                    resource=resource,
+                    action=action,
+                    request_id=claims.request_id if claims else None,
+                )
+            except LockboxAPIError as exc:
+                log.error("lockbox check failed: %s", exc)
+                raise _deny(
+                    503, "lockbox_unavailable", "check_failed", "cannot ask Lockbox"
+                ) from None
+            except Exception as exc:
+                log.error("lockbox unreachable: %s", exc)
+                raise _deny(
+                    503, "lockbox_unavailable", "unreachable", "cannot reach Lockbox"
+                ) from None
+            if not answer.allowed:
+                raise _deny(403, "access_denied", answer.reason, f"access denied: {answer.reason}")
+            if answer.request_id:
+                grant.request_id = answer.request_id
+            grant.access_deadline = answer.access_deadline
+        return grant
+
+    async def _verify(self, request: Request) -> AccessClaims:
+        assert self.verifier is not None
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _deny(401, "unauthorized", "missing_token", "send a Lockbox access token")
+        try:
+            return await run_in_threadpool(self.verifier.verify, token.strip())
+        except TokenError as exc:
+            raise _deny(
+                401, "unauthorized", exc.reason, f"invalid access token: {exc.reason}"
+            ) from None
+
+    async def _identify(self, request: Request) -> str:
+        assert self.identify is not None
+        found = self.identify(request)
+        engineer = await found if not isinstance(found, str | None) else found
+        if not engineer:
+            raise _deny(401, "unauthorized", "unknown_engineer", "who are you?")
+        return engineer
+
+    def _report(self, grant: AccessGrant, outcome: str, detail: str | None) -> None:
+        if self.reporter is None or not grant.request_id:
+            return
+        self.reporter.report(
+            request_id=grant.request_id,
+            action=grant.action,
+            resource=grant.resource,
+            outcome=outcome,
+            detail=detail,
+            engineer=grant.engineer,
+        )
+
+    def _report_denied(
+        self, request_id: str, engineer: str, resource: str, action: str, reason: str
+    ) -> None:
+        if self.reporter is not None:
+            self.reporter.report(
+                request_id=request_id,
+                action=action,
+                resource=resource,
+                outcome="denied",
+                detail=f"refused by the resource service: {reason}",
+                engineer=engineer,
+            )
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Flush queued reports and close the online client (call on shutdown)."""
+        if self.reporter is not None:
+            await run_in_threadpool(self.reporter.close, timeout)
+        if self.online is not None:
+            await self.online.aclose()

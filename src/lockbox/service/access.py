@@ -1,0 +1,498 @@
+"""Enforcement use cases: access tokens, the online check, and engineer-action reports.
+
+* :func:`issue_token` — the requester of an effectively approved request gets a
+  short-lived signed token (see :mod:`lockbox.access.tokens`).
+* :func:`check` — a resource service asks whether an engineer may perform an
+  action on a resource of a tenant *now*; computed from the stored deadlines
+  and the current time, never from what the sweeper recorded.
+* :func:`report_events` — a resource service reports what engineers did; each
+  report is an audit record in the tenant's chain.
+
+Auditing choices: issuing a token is audited (``access.token_issued``);
+*denied* checks are audited (``access.check_denied``) in the tenant's chain
+when the tenant exists, so the customer sees attempts; allowed checks are not
+audited, because the resource service reports the action itself
+(``access.read`` / ``access.write``), which is what the customer wants to read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from lockbox.access import keys as keystore
+from lockbox.access import tokens as jwt_tokens
+from lockbox.config import Settings, get_settings
+from lockbox.domain import text
+from lockbox.domain.errors import InvalidTransition, NotFound, ValidationError
+from lockbox.domain.lifecycle import State
+from lockbox.domain.permissions import Intent, authorize
+from lockbox.domain.request import AccessRequest, DenyReason, check_access
+from lockbox.domain.resources import Action, in_scope, validate_resource
+from lockbox.domain.roles import Principal, Role
+from lockbox.service import notifications
+from lockbox.service.app import Lockbox, Tx
+from lockbox.store import repositories as repo
+
+#: Reasons a check answers with, allowed or not. Allowed: ``approved`` (the customer
+#: approved) or ``lockbox_off`` (approved by a manager while the tenant's lockbox was off).
+ALLOW_APPROVED = "approved"
+ALLOW_LOCKBOX_OFF = "lockbox_off"
+DENY_USER_INACTIVE = "user_inactive"
+REASONS = (
+    ALLOW_APPROVED,
+    ALLOW_LOCKBOX_OFF,
+    *(r.value for r in DenyReason if r is not DenyReason.NOT_REQUESTER),
+    DENY_USER_INACTIVE,
+)
+OUTCOMES = ("success", "failure", "denied")
+MAX_EVENTS = 100
+DETAIL_MAX = 2000
+AUDIENCE_MAX = 200
+_RECENT = 100  # how many of an engineer's requests on a tenant a check considers
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    issuer: str = "lockbox"
+    audience: str = "lockbox-resource"
+    ttl: timedelta = timedelta(minutes=5)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> TokenConfig:
+        s = settings or get_settings()
+        ttl = timedelta(seconds=s.access_token_ttl_seconds)
+        ttl = max(jwt_tokens.MIN_TTL, min(jwt_tokens.MAX_TTL, ttl))
+        return cls(issuer=s.issuer, audience=s.access_token_audience, ttl=ttl)
+
+
+@dataclass(frozen=True)
+class IssuedAccessToken:
+    token: str
+    kid: str
+    request_id: str
+    expires_at: datetime
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    allowed: bool
+    reason: str
+    request: AccessRequest | None
+    checked_at: datetime
+    state: State | None = None  # the request's effective state at checked_at
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.request
+        return {
+            "allowed": self.allowed,
+            "reason": self.reason,
+            "request_id": r.id if r else None,
+            "state": self.state.value if self.state else None,
+            "access_level": r.access_level.value if r else None,
+            "resources": list(r.resources) if r else [],
+            "access_deadline": _iso(r.access_deadline) if r and r.access_deadline else None,
+            "checked_at": _iso(self.checked_at),
+        }
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    audit_id: str
+    tenant_id: str
+    seq: int
+    request_id: str
+    operation: str
+    flag: str | None = None
+    first_use: bool = False
+
+
+@dataclass(frozen=True)
+class ActionReport:
+    """One engineer action, as a resource service reports it."""
+
+    request_id: str
+    action: str
+    resource: str
+    outcome: str = "success"
+    detail: str | None = None
+    engineer: str | None = None
+    occurred_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _action(value: object, field_name: str = "action") -> Action:
+    try:
+        return Action(str(value))
+    except ValueError:
+        raise ValidationError(field_name, "must be 'read' or 'write'") from None
+
+
+# -- signing keys ------------------------------------------------------------------------
+
+
+def max_token_ttl(config: TokenConfig | None = None) -> timedelta:
+    return (config or TokenConfig.from_settings()).ttl
+
+
+def jwks(app: Lockbox) -> dict[str, Any]:
+    """The public JWK Set; creates the first signing key if there is none yet."""
+    with app.read() as tx:
+        published = keystore.published_keys(tx.conn, tx.now)
+        has_current = keystore.current_key(tx.conn) is not None
+    if not has_current:
+        with app.tx() as tx:
+            keystore.ensure_key(tx.conn, tx.now)
+            published = keystore.published_keys(tx.conn, tx.now)
+    return keystore.jwks(published)
+
+
+def list_keys(app: Lockbox, actor: Principal) -> list[dict[str, Any]]:
+    authorize(actor, Intent.KEYS_MANAGE, kind="keys", tenant_id=None)
+    with app.read() as tx:
+        return [k.summary(tx.now) for k in keystore.all_keys(tx.conn)]
+
+
+def ensure_signing_key(app: Lockbox) -> str:
+    """Make sure a signing key exists (server start, first use); returns its kid."""
+    with app.read() as tx:
+        key = keystore.current_key(tx.conn)
+    if key is not None:
+        return key.kid
+    with app.tx() as tx:
+        return keystore.ensure_key(tx.conn, tx.now).kid
+
+
+def rotate_keys(
+    app: Lockbox, actor: Principal, config: TokenConfig | None = None
+) -> dict[str, Any]:
+    """A new key signs from now on; the previous one stays published for one token lifetime."""
+    authorize(actor, Intent.KEYS_MANAGE, kind="keys", tenant_id=None)
+    with app.tx() as tx:
+        key = keystore.rotate(tx.conn, tx.now, max_token_ttl(config))
+        return key.summary(tx.now)
+
+
+def retire_key(app: Lockbox, actor: Principal, kid: str) -> dict[str, Any]:
+    """Unpublish a (non-signing) key now: tokens it signed stop verifying at once."""
+    authorize(actor, Intent.KEYS_MANAGE, kind="keys", tenant_id=None)
+    with app.tx() as tx:
+        return keystore.retire(tx.conn, kid, tx.now).summary(tx.now)
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+
+def issue_token(
+    app: Lockbox,
+    actor: Principal,
+    request_id: str,
+    *,
+    audience: str | None = None,
+    config: TokenConfig | None = None,
+) -> IssuedAccessToken:
+    """A signed access token for the requester of an effectively approved request."""
+    cfg = config or TokenConfig.from_settings()
+    aud = cfg.audience if audience is None else audience
+    aud = text.required_text(aud, "audience", max_len=AUDIENCE_MAX, multiline=False)
+    with app.tx() as tx:
+        request = repo.get_request(tx.conn, request_id) if isinstance(request_id, str) else None
+        if request is None:
+            raise NotFound("access request not found")
+        authorize(
+            actor,
+            Intent.REQUEST_VIEW,
+            kind="request",
+            tenant_id=request.tenant_id,
+            owner_id=request.requester_id,
+        )
+        authorize(
+            actor,
+            Intent.ACCESS_TOKEN,
+            kind="request",
+            tenant_id=request.tenant_id,
+            owner_id=request.requester_id,
+        )
+        state = request.effective_state(tx.now)
+        if state is not State.APPROVED or request.access_deadline is None:
+            raise InvalidTransition(
+                f"the request is {state.value}; access tokens are issued only while "
+                "access is granted",
+                state=state.value,
+            )
+        tenant = repo.get_tenant(tx.conn, request.tenant_id)
+        assert tenant is not None
+        key = keystore.ensure_key(tx.conn, tx.now)
+        minted = jwt_tokens.mint(
+            key,
+            issuer=cfg.issuer,
+            audience=aud,
+            engineer_id=request.requester_id,
+            tenant_id=tenant.id,
+            tenant_slug=tenant.slug,
+            request_id=request.id,
+            resources=list(request.resources),
+            access_level=request.access_level.value,
+            now=tx.now,
+            ttl=cfg.ttl,
+            access_deadline=request.access_deadline,
+        )
+        tx.audit(
+            tenant_id=request.tenant_id,
+            actor=actor,
+            operation="access.token_issued",
+            request_id=request.id,
+            details={
+                "jti": minted.claims["jti"],
+                "kid": minted.kid,
+                "audience": aud,
+                "expires_at": _iso(minted.expires_at),
+            },
+        )
+    return IssuedAccessToken(
+        token=minted.token,
+        kid=minted.kid,
+        request_id=request.id,
+        expires_at=minted.expires_at,
+        claims=minted.claims,
+    )
+
+
+# -- the online check --------------------------------------------------------------------
+
+
+def decide(
+    requests: list[AccessRequest], engineer_id: str, resource: str, action: Action, now: datetime
+) -> tuple[bool, str, AccessRequest | None]:
+    """Pick the best-matching request and its answer (pure; newest first in ``requests``).
+
+    Preference: an allowing request (latest deadline); an active in-scope request
+    whose level is too low; the newest request naming the resource (its state
+    says why: ``not_approved``, ``expired``, ``revoked``, ``closed``); an active
+    request that does not name it (``out_of_scope``); then any request
+    (``out_of_scope``); else ``no_request``.
+    """
+    decisions = [(r, check_access(r, engineer_id, resource, action, now)) for r in requests]
+    allowed = [r for r, d in decisions if d.allowed]
+    if allowed:
+        best = max(allowed, key=lambda r: (r.access_deadline or now, r.created_at))
+        return True, (ALLOW_APPROVED if best.customer_step else ALLOW_LOCKBOX_OFF), best
+    for r, d in decisions:
+        if d.reason == DenyReason.LEVEL_TOO_LOW:
+            return False, DenyReason.LEVEL_TOO_LOW.value, r
+    for r, d in decisions:
+        if in_scope(r.resources, resource):
+            return False, str(d.reason), r
+    for r, _d in decisions:
+        if r.is_active(now):
+            return False, DenyReason.OUT_OF_SCOPE.value, r
+    if requests:
+        return False, DenyReason.OUT_OF_SCOPE.value, requests[0]
+    return False, DenyReason.NO_REQUEST.value, None
+
+
+def check(
+    app: Lockbox,
+    actor: Principal,
+    *,
+    engineer: str,
+    tenant: str,
+    resource: str,
+    action: str,
+    request_id: str | None = None,
+) -> CheckResult:
+    """May ``engineer`` perform ``action`` on ``resource`` of ``tenant`` right now?
+
+    With ``request_id`` (a service that holds the engineer's access token passes
+    the token's request) only that request counts, so closing or revoking it
+    ends the access it granted even if another request would allow the same.
+    """
+    authorize(actor, Intent.ACCESS_CHECK, kind="access", tenant_id=None)
+    resource = validate_resource(resource, "resource", pattern=False)
+    wanted = _action(action)
+    engineer = text.required_text(engineer, "engineer", max_len=320, multiline=False)
+    tenant = text.required_text(tenant, "tenant", max_len=100, multiline=False)
+    with app.read() as tx:
+        result, tenant_id, engineer_id = _check(tx, engineer, tenant, resource, wanted, request_id)
+    if not result.allowed and tenant_id is not None:
+        with app.tx() as tx:
+            tx.audit(
+                tenant_id=tenant_id,
+                actor=actor,
+                operation="access.check_denied",
+                request_id=result.request.id if result.request else None,
+                details={
+                    "engineer": engineer_id or engineer,
+                    "resource": resource,
+                    "action": wanted.value,
+                    "reason": result.reason,
+                },
+            )
+    return result
+
+
+def _check(
+    tx: Tx, engineer: str, tenant: str, resource: str, action: Action, request_id: str | None
+) -> tuple[CheckResult, str | None, str | None]:
+    tenant_obj = repo.get_tenant(tx.conn, tenant)
+    user = repo.get_user(tx.conn, engineer)
+    if tenant_obj is None:
+        return CheckResult(False, DenyReason.NO_REQUEST.value, None, tx.now), None, None
+    if user is None:
+        return CheckResult(False, DenyReason.NO_REQUEST.value, None, tx.now), tenant_obj.id, None
+    if request_id is not None:
+        named = repo.get_request(tx.conn, request_id)
+        mine = named and named.tenant_id == tenant_obj.id and named.requester_id == user.id
+        candidates = [named] if named and mine else []
+    else:
+        flt = repo.RequestFilter(tenant_id=tenant_obj.id, requester_id=user.id)
+        recent, _cursor = repo.list_requests(tx.conn, flt, now=tx.now, limit=_RECENT, cursor=None)
+        active = repo.active_requests_for(
+            tx.conn, tenant_id=tenant_obj.id, requester_id=user.id, now=tx.now
+        )
+        seen = {r.id for r in recent}
+        candidates = recent + [r for r in active if r.id not in seen]
+    allowed, reason, request = decide(candidates, user.id, resource, action, tx.now)
+    if allowed and (not user.active or not user.principal().has(Role.ENGINEER)):
+        allowed, reason = False, DENY_USER_INACTIVE
+    state = request.effective_state(tx.now) if request else None
+    return CheckResult(allowed, reason, request, tx.now, state), tenant_obj.id, user.id
+
+
+# -- reports of engineer actions ---------------------------------------------------------
+
+
+def parse_report(item: object, index: int) -> ActionReport:
+    """Validate one reported event (a dict from JSON or an :class:`ActionReport`)."""
+    prefix = f"events[{index}]"
+    if isinstance(item, ActionReport):
+        data: dict[str, Any] = {
+            "request_id": item.request_id,
+            "action": item.action,
+            "resource": item.resource,
+            "outcome": item.outcome,
+            "detail": item.detail,
+            "engineer": item.engineer,
+            "occurred_at": item.occurred_at,
+        }
+    elif isinstance(item, dict):
+        data = item
+    else:
+        raise ValidationError(prefix, "must be an object")
+    request_id = text.required_text(
+        data.get("request_id"), f"{prefix}.request_id", max_len=40, multiline=False
+    )
+    action = _action(data.get("action"), f"{prefix}.action").value
+    resource = validate_resource(data.get("resource"), f"{prefix}.resource", pattern=False)
+    outcome = data.get("outcome") or "success"
+    if outcome not in OUTCOMES:
+        raise ValidationError(f"{prefix}.outcome", f"must be one of {', '.join(OUTCOMES)}")
+    detail = text.text(
+        data.get("detail"), f"{prefix}.detail", max_len=DETAIL_MAX, required=False, multiline=True
+    )
+    engineer = text.text(
+        data.get("engineer"), f"{prefix}.engineer", max_len=320, required=False, multiline=False
+    )
+    occurred = text.text(
+        data.get("occurred_at"), f"{prefix}.occurred_at", max_len=40, required=False
+    )
+    if occurred:
+        try:
+            datetime.fromisoformat(occurred.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"{prefix}.occurred_at", "must be an ISO 8601 time") from None
+    return ActionReport(
+        request_id=request_id,
+        action=action,
+        resource=resource,
+        outcome=str(outcome),
+        detail=detail,
+        engineer=engineer,
+        occurred_at=occurred,
+    )
+
+
+def report_events(app: Lockbox, actor: Principal, events: list[Any]) -> list[RecordedEvent]:
+    """Record engineer actions as audit events, all in one transaction (all or nothing).
+
+    A report for a request that is not active (or outside its scope or level)
+    is still recorded, with ``details.flag`` saying what was wrong; the first
+    successful use of a grant notifies the approvers.
+    """
+    authorize(actor, Intent.ACCESS_REPORT, kind="access", tenant_id=None)
+    if not isinstance(events, list) or not events:
+        raise ValidationError("events", "report at least one event")
+    if len(events) > MAX_EVENTS:
+        raise ValidationError("events", f"at most {MAX_EVENTS} events per report")
+    reports = [parse_report(e, i) for i, e in enumerate(events)]
+    recorded: list[RecordedEvent] = []
+    with app.tx() as tx:
+        cache: dict[str, AccessRequest] = {}
+        for index, report in enumerate(reports):
+            request = cache.get(report.request_id) or repo.get_request(tx.conn, report.request_id)
+            if request is None:
+                raise ValidationError(f"events[{index}].request_id", "no such access request")
+            cache[request.id] = request
+            recorded.append(_record(tx, actor, request, report))
+    return recorded
+
+
+def _record(
+    tx: Tx, actor: Principal, request: AccessRequest, report: ActionReport
+) -> RecordedEvent:
+    action = Action(report.action)
+    decision = check_access(request, request.requester_id, report.resource, action, tx.now)
+    details: dict[str, Any] = {
+        "engineer": request.requester_id,
+        "resource": report.resource,
+        "action": action.value,
+        "outcome": report.outcome,
+    }
+    if report.detail:
+        details["detail"] = report.detail
+    if report.occurred_at:
+        details["occurred_at"] = report.occurred_at
+    flag: str | None = None
+    if report.engineer is not None:
+        engineer = repo.get_user(tx.conn, report.engineer)
+        if engineer is None or engineer.id != request.requester_id:
+            flag = "not_requester"
+            details["reported_engineer"] = report.engineer
+    if flag is None and not decision.allowed:
+        state = request.effective_state(tx.now)
+        flag = "request_not_active" if state is not State.APPROVED else str(decision.reason)
+        details["request_state"] = state.value
+    if flag:
+        details["flag"] = flag
+    first_use = False
+    if (
+        flag is None
+        and report.outcome == "success"
+        and repo.mark_first_use(tx.conn, request.id, tx.now)
+    ):
+        first_use = True
+        details["first_use"] = True
+    record = tx.audit(
+        tenant_id=request.tenant_id,
+        actor=actor,
+        operation=f"access.{action.value}",
+        request_id=request.id,
+        details=details,
+    )
+    if first_use:
+        notifications.plan_first_use(tx, request)
+    return RecordedEvent(
+        audit_id=record.id,
+        tenant_id=request.tenant_id,
+        seq=record.seq,
+        request_id=request.id,
+        operation=record.operation,
+        flag=flag,
+        first_use=first_use,
+    )
