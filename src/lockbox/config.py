@@ -33,6 +33,21 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_timeout: float = 10.0
     mail_from: str = "Lockbox <lockbox@localhost>"
+    #: Right-hand side of every ``Message-ID`` (``<msg_…@DOMAIN>``), stable per outbox row.
+    message_id_domain: str = "lockbox"
+
+    # -- outbox delivery and the worker --
+    outbox_max_attempts: int = Field(default=8, ge=1, le=100)
+    outbox_backoff_base_seconds: float = Field(default=30.0, gt=0)
+    outbox_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    outbox_lease_seconds: float = Field(default=120.0, gt=0)
+    worker_interval_seconds: float = Field(default=15.0, gt=0)
+    worker_batch_size: int = Field(default=50, ge=1, le=1000)
+
+    # -- webhooks --
+    webhook_timeout: float = 10.0
+    #: Tests and local development only: also accept ``http://`` to 127.0.0.1 / localhost.
+    webhook_allow_http_loopback: bool = False
 
     # -- access tokens --
     access_token_audience: str = "lockbox-resource"

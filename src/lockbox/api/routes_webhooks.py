@@ -1,0 +1,65 @@
+"""``/v1/webhooks``: register (secret shown once), list and delete signed webhook endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, Field
+
+from lockbox.api.deps import LockboxDep, PrincipalDep
+from lockbox.config import get_settings
+from lockbox.service import webhooks
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+class WebhookCreate(BaseModel):
+    url: str = Field(description="https URL that receives signed POSTs", max_length=2048)
+    events: list[str] | None = Field(
+        default=None, description="event types such as request.approve; default all ('*')"
+    )
+    tenant: str | None = Field(
+        default=None,
+        description="tenant id or slug; omit for your own tenant (customers) or provider level",
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register an endpoint; the answer holds its signing secret, shown only this once",
+)
+def create_webhook(
+    lockbox: LockboxDep, principal: PrincipalDep, body: WebhookCreate
+) -> dict[str, Any]:
+    created = webhooks.register(
+        lockbox,
+        principal,
+        url=body.url,
+        events=body.events,
+        tenant=body.tenant,
+        allow_http_loopback=get_settings().webhook_allow_http_loopback,
+    )
+    return {**webhooks.view(created.row), "secret": created.secret}
+
+
+@router.get("", summary="Endpoints you manage (never their secrets)")
+def list_webhooks(
+    lockbox: LockboxDep, principal: PrincipalDep, tenant: str | None = None
+) -> dict[str, Any]:
+    hooks = webhooks.list_webhooks(lockbox, principal, tenant=tenant)
+    return {"items": [webhooks.view(h) for h in hooks]}
+
+
+@router.get("/{webhook_id}", summary="One endpoint (without its secret)")
+def get_webhook(lockbox: LockboxDep, principal: PrincipalDep, webhook_id: str) -> dict[str, Any]:
+    return webhooks.view(webhooks.get_webhook(lockbox, principal, webhook_id))
+
+
+@router.delete(
+    "/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an endpoint"
+)
+def delete_webhook(lockbox: LockboxDep, principal: PrincipalDep, webhook_id: str) -> Response:
+    webhooks.delete_webhook(lockbox, principal, webhook_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

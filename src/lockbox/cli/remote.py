@@ -1,0 +1,57 @@
+"""Helpers shared by the outbox and webhook command groups: local app, or the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from lockbox.domain import errors
+from lockbox.domain.roles import Principal
+from lockbox.service.app import Lockbox
+
+_STATUS_ERRORS: dict[int, type[errors.LockboxError]] = {
+    401: errors.AuthenticationFailed,
+    403: errors.PermissionDenied,
+    404: errors.NotFound,
+    409: errors.Conflict,
+}
+
+
+def root(ctx: typer.Context) -> Any:
+    return ctx.find_root().obj
+
+
+def is_remote(ctx: typer.Context) -> bool:
+    return bool(getattr(root(ctx), "server", None))
+
+
+def local(ctx: typer.Context) -> tuple[Lockbox, Principal]:
+    """The local application and the acting principal (``--as`` or the operator)."""
+    backend = root(ctx).backend
+    return backend.app, backend.actor
+
+
+def api(ctx: typer.Context, method: str, path: str, **kwargs: Any) -> Any:
+    """Call the server's API; problem+json answers become the matching Lockbox error."""
+    import httpx
+
+    settings = root(ctx)
+    if not settings.token:
+        raise errors.ValidationError("token", "set LOCKBOX_TOKEN (or --token) to talk to a server")
+    response = httpx.request(
+        method,
+        settings.server.rstrip("/") + path,
+        headers={"authorization": f"Bearer {settings.token}"},
+        timeout=30,
+        **kwargs,
+    )
+    if response.status_code >= 400:
+        try:
+            detail = str(response.json().get("detail") or response.text)
+        except ValueError:
+            detail = response.text or f"HTTP {response.status_code}"
+        if response.status_code in (400, 422):
+            raise errors.ValidationError("request", detail)
+        raise _STATUS_ERRORS.get(response.status_code, errors.LockboxError)(detail)
+    return response.json() if response.content else None

@@ -1,0 +1,216 @@
+"""Render outbox payloads into e-mails: subject, plain text and HTML, with no links at all.
+
+Lockbox e-mails must not be usable for phishing, so they carry no link or URL
+of any kind. The templates contain none, and every value interpolated into
+them goes through :func:`defang` (via the Jinja ``finalize`` hook, so no
+template can forget it): anything in user-supplied text that a mail client
+would turn into a link (``http://…``, ``www.…``, other ``scheme://`` forms,
+``<a …>`` markup) is rewritten into an inert form (``hxxp``, ``www[.]``,
+``[:]//``, ``‹a``). The HTML part is autoescaped on top of that.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+_SCHEME_RE = re.compile(r"([a-z][a-z0-9+.\-]*):(/{1,2}|\\{1,2})", re.IGNORECASE)
+_HTTP_RE = re.compile(r"(h)(tt)(p)", re.IGNORECASE)
+_WWW_RE = re.compile(r"(w)(w)(w)\.", re.IGNORECASE)
+_MAILTO_RE = re.compile(r"\b(mailto|javascript|data|file|ftp|tel|sms):", re.IGNORECASE)
+_ANGLE_RE = re.compile(r"[<>]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]+")
+
+
+def defang(value: Any) -> Any:
+    """Make text that looks like a link inert; non-strings pass through unchanged."""
+    if not isinstance(value, str):
+        return value
+    text = _SCHEME_RE.sub(r"\1[:]\2", value)
+    text = _MAILTO_RE.sub(r"\1[:]", text)
+    text = _HTTP_RE.sub(
+        lambda m: m.group(1) + ("XX" if m.group(2).isupper() else "xx") + m.group(3), text
+    )
+    text = _WWW_RE.sub(r"\1\2\3[.]", text)
+    return _ANGLE_RE.sub(lambda m: "‹" if m.group(0) == "<" else "›", text)
+
+
+def one_line(value: str, max_len: int = 200) -> str:
+    """A header-safe single line: control characters (CR, LF …) collapse to spaces."""
+    cleaned = " ".join(_CONTROL_RE.sub(" ", value).split())
+    return cleaned if len(cleaned) <= max_len else cleaned[: max_len - 1] + "…"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def utc_text(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else None
+
+
+def relative(value: datetime | None, now: datetime) -> str | None:
+    """``in 3 hours`` / ``20 minutes ago``, relative to ``now`` (the time of sending)."""
+    if value is None:
+        return None
+    seconds = (value - now).total_seconds()
+    if abs(seconds) < 60:
+        return "now"
+    minutes = round(abs(seconds) / 60)
+    if minutes < 60:
+        span = _plural(minutes, "minute")
+    elif minutes < 48 * 60:
+        hours, rest = divmod(minutes, 60)
+        span = _plural(hours, "hour") + (f" {_plural(rest, 'minute')}" if rest else "")
+    else:
+        days, rest = divmod(round(minutes / 60), 24)
+        span = _plural(days, "day") + (f" {_plural(rest, 'hour')}" if rest else "")
+    return f"in {span}" if seconds > 0 else f"{span} ago"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        finalize=defang,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def topics() -> list[str]:
+    """Every topic that has both a text and an HTML template."""
+    names = {p.stem for p in TEMPLATES.glob("*.txt") if not p.stem.startswith("_")}
+    return sorted(n for n in names if (TEMPLATES / f"{n}.html").exists())
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def context(payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """Template variables: the payload snapshot plus times spelt for people."""
+    deadline = parse_time(payload.get("deadline"))
+    access_deadline = parse_time(payload.get("access_deadline"))
+    at = parse_time(payload.get("at"))
+    resources = payload.get("resources") or []
+    return {
+        "request_id": payload.get("request_id", ""),
+        "state": payload.get("state", ""),
+        "tenant_name": payload.get("tenant_name") or payload.get("tenant_id", ""),
+        "tenant_id": payload.get("tenant_id", ""),
+        "case_id": payload.get("case_id", ""),
+        "case_title": payload.get("case_title") or "",
+        "case_reference": payload.get("case_reference"),
+        "requester": payload.get("requester") or "",
+        "resources": [str(r) for r in resources],
+        "access_level": payload.get("access_level", ""),
+        "justification": payload.get("justification") or "",
+        "actor": payload.get("actor"),
+        "comment": payload.get("comment"),
+        "required_approvals": payload.get("required_approvals", 1),
+        "approvals": payload.get("approvals", 0),
+        "deadline_utc": utc_text(deadline),
+        "deadline_relative": relative(deadline, now),
+        "access_deadline_utc": utc_text(access_deadline),
+        "access_deadline_relative": relative(access_deadline, now),
+        "at_utc": utc_text(at),
+        "at_relative": relative(at, now),
+        "now_utc": utc_text(now),
+    }
+
+
+def render(topic: str, payload: dict[str, Any], now: datetime) -> Rendered:
+    """Subject, text and HTML for one outbox payload, as of ``now`` (the time of sending)."""
+    if topic not in topics():
+        raise KeyError(f"no template for topic {topic!r}")
+    env = environment()
+    variables = context(payload, now)
+    text_template = env.get_template(f"{topic}.txt")
+    subject = one_line(_block(text_template, "subject", variables))
+    return Rendered(
+        subject=subject,
+        text=text_template.render(variables),
+        html=env.get_template(f"{topic}.html").render(variables),
+    )
+
+
+def _block(template: Template, name: str, variables: dict[str, Any]) -> str:
+    return "".join(template.blocks[name](template.new_context(variables)))
+
+
+class InvalidAddress(ValueError):
+    """A recipient or sender address that cannot be used in a header."""
+
+
+def address(value: str) -> Address:
+    """Parse and validate one address (``Name <a@b>`` or ``a@b``); no CR/LF, one ``@``."""
+    if not isinstance(value, str) or _CONTROL_RE.search(value) or len(value) > 320:
+        raise InvalidAddress("address contains control characters or is too long")
+    from email.headerregistry import AddressHeader
+
+    try:
+        parsed = AddressHeader.value_parser(value)
+        mailboxes = parsed.all_mailboxes
+    except Exception as exc:  # the parser raises assorted errors on garbage
+        raise InvalidAddress(f"unparseable address {value!r}") from exc
+    if len(mailboxes) != 1 or parsed.all_defects or mailboxes[0].all_defects:
+        raise InvalidAddress(f"not a single valid address: {value!r}")
+    box = mailboxes[0]
+    local, domain = box.local_part or "", box.domain or ""
+    if not local or not domain or "." not in domain.strip("."):
+        raise InvalidAddress(f"not a valid address: {value!r}")
+    return Address(display_name=box.display_name or "", username=local, domain=domain)
+
+
+def message_id(row_id: str, domain: str) -> str:
+    """The stable ``Message-ID`` of an outbox row: a resend carries the same one."""
+    return f"<{row_id}@{domain}>"
+
+
+def build_email(
+    *,
+    row_id: str,
+    recipient: str,
+    sender: str,
+    rendered: Rendered,
+    now: datetime,
+    domain: str = "lockbox",
+) -> EmailMessage:
+    """A multipart/alternative message; headers are built by the ``email`` package, never by hand."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = address(sender)
+    msg["To"] = address(recipient)
+    msg["Subject"] = one_line(rendered.subject)
+    msg["Date"] = format_datetime(now.astimezone(UTC))
+    msg["Message-ID"] = message_id(row_id, domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Lockbox-Outbox-Id"] = row_id
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    return msg
