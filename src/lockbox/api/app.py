@@ -55,4 +55,14 @@ def _v1_routers() -> list[APIRouter]:
 
 
 #: Router modules, in the order their tags appear in the docs.
-ROUTER_MODULES: list[str] = []
+ROUTER_MODULES: list[str] = [
+    "routes_tenants",
+    "routes_users",
+    "routes_tokens",
+    "routes_cases",
+    "routes_requests",
+    "routes_audit",
+    "routes_access",
+    "routes_webhooks",
+    "routes_outbox",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lockbox.api.problems import problem
@@ -59,5 +60,8 @@ class BodySizeLimit:
                 await too_large(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from ``receive``; an HTTPException so FastAPI's body reader passes it on (413)."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "Payload too large")

@@ -21,7 +21,16 @@ log = logging.getLogger("lockbox.api")
 
 PROBLEM_JSON = "application/problem+json"
 
+
+class PreconditionFailed(errors.Conflict):
+    """The object changed since the version named in ``If-Match`` (HTTP 412)."""
+
+    code = "precondition_failed"
+    title = "Precondition failed"
+
+
 STATUS: dict[type[errors.LockboxError], int] = {
+    PreconditionFailed: 412,
     errors.ValidationError: 422,
     errors.NotFound: 404,
     errors.PermissionDenied: 403,
@@ -91,7 +100,9 @@ def install(app: FastAPI) -> None:
             if err.get("type") == "extra_forbidden":
                 message = "unknown field"
             elif err.get("type") == "json_invalid":
-                message = "malformed JSON"
+                where = f" at character {loc[1]}" if len(loc) > 1 else ""
+                items.append({"field": "body", "message": f"malformed JSON{where}"})
+                continue
             items.append({"field": _field_path(loc), "message": message})
         detail = "; ".join(f"{i['field']}: {i['message']}" for i in items) or "invalid request"
         return problem(422, "validation_error", "Invalid input", detail, errors=items)

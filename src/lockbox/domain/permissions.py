@@ -142,6 +142,10 @@ VISIBILITY: dict[str, Intent] = {
 }
 
 
+#: How a missing object of each kind is named, so an invisible one reads exactly the same.
+NOT_FOUND_NAMES: dict[str, str] = {"request": "access request", "case": "support case"}
+
+
 def scopes(principal: Principal, intent: Intent) -> set[Scope]:
     """Every scope under which any of the principal's roles grants ``intent``."""
     found: set[Scope] = set()
@@ -193,7 +197,7 @@ def authorize(
     if visibility is not None and not allows(
         principal, visibility, tenant_id, view_owner_id or owner_id
     ):
-        raise NotFound(f"{kind} not found")
+        raise NotFound(f"{NOT_FOUND_NAMES.get(kind, kind)} not found")
     if not allows(principal, intent, tenant_id, owner_id):
         raise PermissionDenied(f"your roles do not allow {intent.value}")
 

@@ -28,7 +28,9 @@ def open_case(
     clean_ref = text.text(reference, "reference", max_len=100, required=False, multiline=False)
     with app.tx() as tx:
         tenant_obj = load_tenant(tx, actor, tenant)
-        authorize(actor, Intent.CASE_OPEN, kind="case", tenant_id=tenant_obj.id)
+        # A new case has nothing to hide yet: the tenant's visibility was checked above,
+        # so a role without case.open on a visible tenant is refused (403), not "not found".
+        authorize(actor, Intent.CASE_OPEN, kind="case_new", tenant_id=tenant_obj.id)
         assignee = (
             repo.get_user(tx.conn, engineer) if engineer else repo.get_user(tx.conn, actor.id)
         )

@@ -56,6 +56,12 @@ def get_tenant(app: Lockbox, actor: Principal, ref: str) -> Tenant:
         return load_tenant(tx, actor, ref)
 
 
+def get_policy(app: Lockbox, actor: Principal, ref: str) -> Tenant:
+    """A tenant, for reading its lockbox policy (the policy.view intent)."""
+    with app.read() as tx:
+        return load_tenant(tx, actor, ref, Intent.POLICY_VIEW)
+
+
 def list_tenants(app: Lockbox, actor: Principal) -> list[Tenant]:
     any_tenant, only = visible_tenant_filter(actor, Intent.TENANT_VIEW)
     if not any_tenant and only is None:

@@ -94,7 +94,10 @@ def revoke_token(app: Lockbox, actor: Principal, token_id: str) -> TokenRow:
             owner = repo.get_user(tx.conn, row.user_id)
             if owner is None:
                 raise NotFound("token not found")
-            authorize(actor, Intent.TOKEN_MANAGE, kind="user", tenant_id=owner.tenant_id)
+            try:
+                authorize(actor, Intent.TOKEN_MANAGE, kind="user", tenant_id=owner.tenant_id)
+            except NotFound:
+                raise NotFound("token not found") from None  # as if it did not exist
         store.revoke(tx.conn, row.id, tx.now)
         refreshed = store.by_id(tx.conn, row.id)
         assert refreshed is not None

@@ -1,0 +1,75 @@
+"""Tenants and their lockbox policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from lockbox.api.deps import LockboxDep, PrincipalDep
+from lockbox.api.params import IfMatch, TenantRef, conditional, etag
+from lockbox.api.schemas import PROBLEM_RESPONSES, PolicyPatch, TenantCreate, TenantList, TenantOut
+from lockbox.api.schemas import Policy as PolicyOut
+from lockbox.service import tenants, views
+
+router = APIRouter(prefix="/v1/tenants", tags=["tenants"], responses=PROBLEM_RESPONSES)
+
+
+@router.post("", status_code=201, response_model=TenantOut, summary="Onboard a tenant")
+def create_tenant(
+    body: TenantCreate, lockbox: LockboxDep, principal: PrincipalDep, response: Response
+) -> dict[str, Any]:
+    policy = body.policy.changes() if body.policy else None
+    tenant = tenants.create_tenant(
+        lockbox, principal, slug=body.slug, name=body.name, policy=policy
+    )
+    response.headers["Location"] = f"/v1/tenants/{tenant.id}"
+    return views.tenant(tenant)
+
+
+@router.get("", response_model=TenantList, summary="Tenants you can see")
+def list_tenants(lockbox: LockboxDep, principal: PrincipalDep) -> dict[str, Any]:
+    return {"items": [views.tenant(t) for t in tenants.list_tenants(lockbox, principal)]}
+
+
+@router.get("/{tenant}", response_model=TenantOut, summary="One tenant, by slug or id")
+def get_tenant(
+    tenant: TenantRef, lockbox: LockboxDep, principal: PrincipalDep, response: Response
+) -> dict[str, Any]:
+    found = tenants.get_tenant(lockbox, principal, tenant)
+    response.headers["ETag"] = etag(found.version)
+    return views.tenant(found)
+
+
+@router.get("/{tenant}/policy", response_model=PolicyOut, summary="A tenant's lockbox policy")
+def get_policy(
+    tenant: TenantRef, lockbox: LockboxDep, principal: PrincipalDep, response: Response
+) -> dict[str, Any]:
+    found = tenants.get_policy(lockbox, principal, tenant)
+    response.headers["ETag"] = etag(found.version)
+    return found.policy.as_dict()
+
+
+@router.patch(
+    "/{tenant}/policy",
+    response_model=PolicyOut,
+    summary="Change a tenant's policy (tenant admin)",
+    description="Send only the settings to change. With `If-Match` (the ETag of a "
+    "previous read) the change applies only if nobody changed the policy since: else 412.",
+)
+def change_policy(
+    tenant: TenantRef,
+    body: PolicyPatch,
+    lockbox: LockboxDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> dict[str, Any]:
+    updated = conditional(
+        if_match,
+        lambda expected: tenants.change_policy(
+            lockbox, principal, tenant, body.changes(), expected_version=expected
+        ),
+    )
+    response.headers["ETag"] = etag(updated.version)
+    return updated.policy.as_dict()
