@@ -19,11 +19,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## run: set up and start Lockbox on a local SQLite database with demo tenants
+## run: set up and start Lockbox (API, worker, example mail store) on SQLite with demo tenants
 run: $(STAMP)
 	@mkdir -p $(DATA)
 	$(BIN)/lockbox db upgrade
-	$(BIN)/lockbox demo
+	$(BIN)/lockbox seed-demo --tokens-file $(DATA)/demo-tokens.env
+	@BIN=$(BIN) DATA=$(DATA) bash scripts/run-stack.sh
 
 ## demo: play the reference scenario on a throw-away database
 demo: $(STAMP)

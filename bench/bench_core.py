@@ -46,12 +46,16 @@ def run(url: str | None, label: str) -> None:
     def plain_inserts() -> None:
         for i in range(n):
             with app.db.write() as conn:
-                conn.execute(insert(plain).values(tenant_id=tenant.id, details=json.dumps({"i": i})))
+                conn.execute(
+                    insert(plain).values(tenant_id=tenant.id, details=json.dumps({"i": i}))
+                )
 
     def chained_appends() -> None:
         for i in range(n):
             with app.tx() as tx:
-                tx.audit(tenant_id=tenant.id, actor=s.engineer, operation="bench.op", details={"i": i})
+                tx.audit(
+                    tenant_id=tenant.id, actor=s.engineer, operation="bench.op", details={"i": i}
+                )
 
     base = timed(plain_inserts, repeat=3) / n * 1e6
     chain = timed(chained_appends, repeat=3) / n * 1e6
@@ -75,7 +79,9 @@ def run(url: str | None, label: str) -> None:
             requests.close_request(app, s.engineer, r.id)
 
     per_request = timed(lifecycle, repeat=3) / 50 * 1e3
-    report("submit+review+approve+close (4 transactions)", per_request, "ms/request", base / 1e3 * 4)
+    report(
+        "submit+review+approve+close (4 transactions)", per_request, "ms/request", base / 1e3 * 4
+    )
 
     # -- verification -------------------------------------------------------------------
     with app.read() as tx:
@@ -121,7 +127,9 @@ def run(url: str | None, label: str) -> None:
 
 def main() -> None:
     run(None, "SQLite")
-    pg = os.environ.get("LOCKBOX_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    pg = os.environ.get(
+        "LOCKBOX_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
     try:
         from sqlalchemy import create_engine, text
 

@@ -54,6 +54,8 @@ def timed(fn: Callable[[], object], repeat: int = 5) -> float:
     return statistics.median(samples)
 
 
-def report(name: str, value: float, unit: str, baseline: float | None = None, note: str = "") -> None:
+def report(
+    name: str, value: float, unit: str, baseline: float | None = None, note: str = ""
+) -> None:
     ratio = f"  ({value / baseline:.2f}x baseline)" if baseline else ""
     print(f"  {name:<48} {value:>12.1f} {unit}{ratio} {note}")

@@ -48,6 +48,12 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 
+from lockbox.cli.access import access_app  # noqa: E402
+from lockbox.cli.keys import keys_app  # noqa: E402
+
+app.add_typer(keys_app, name="keys")
+app.add_typer(access_app, name="access")
+
 
 class Settings:
     """Global options, resolved once per invocation."""
@@ -71,7 +77,7 @@ class Settings:
     def backend(self) -> Backend:
         if self._backend is None:
             if self.server:
-                from lockbox.cli.http_backend import HttpBackend  # type: ignore[import-not-found]
+                from lockbox.cli.http_backend import HttpBackend
 
                 if not self.token:
                     raise ValidationError(
@@ -739,10 +745,28 @@ def serve(
     run_server(host, port, migrate=not no_migrate, log_level=log_level)
 
 
+def _register_seed_demo() -> None:
+    from lockbox.cli.seed import seed_demo_command
+
+    app.command("seed-demo")(seed_demo_command)
+
+
+_register_seed_demo()
+
+
 @app.command("sweep")
 def sweep(ctx: typer.Context) -> None:
     """Record every passed deadline now (the worker does this continuously)."""
     show(ctx, settings(ctx).backend.sweep())
+
+
+from lockbox.cli import outbox as _outbox_cli  # noqa: E402 - after the root app exists
+from lockbox.cli import webhooks as _webhooks_cli  # noqa: E402
+from lockbox.cli import worker as _worker_cli  # noqa: E402
+
+app.add_typer(_outbox_cli.app, name="outbox")
+app.add_typer(_webhooks_cli.app, name="webhook")
+app.command("worker")(_worker_cli.worker)
 
 
 @app.command("demo")
@@ -759,26 +783,28 @@ def demo(
 
 
 def main() -> None:
-    """Console-script entry point: one-line errors and meaningful exit codes."""
+    """Console-script entry point: one-line errors and meaningful exit codes.
+
+    Standalone mode lets Typer report usage errors itself (exit 2, no
+    traceback) and turn ``typer.Exit`` into the process exit code; domain
+    refusals pass through it and become one line on stderr here.
+    """
+    from sqlalchemy.exc import DBAPIError
+
     try:
-        app(standalone_mode=False)
+        app()
     except LockboxError as exc:
         output.err.print(f"error: {exc.message}", markup=False)
         sys.exit(output.exit_code(exc))
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        output.err.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        hint = (
+            " (run `lockbox db upgrade` first?)"
+            if "no such table" in reason or "does not exist" in reason
+            else ""
+        )
+        output.err.print(f"error: database error: {reason}{hint}", markup=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

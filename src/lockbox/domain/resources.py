@@ -50,6 +50,9 @@ def validate_resource(name: object, field_name: str = "resource", *, pattern: bo
                     field_name, "'*' is allowed only as the whole last segment, after a prefix"
                 )
             continue
+        if segment in (".", ".."):
+            # 'a/b/*' must not cover 'a/b/../c' for a service that resolves paths.
+            raise ValidationError(field_name, "segments '.' and '..' are not allowed")
         if not _SEGMENT_RE.match(segment):
             raise ValidationError(
                 field_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from argon2 import PasswordHasher
@@ -160,7 +161,7 @@ def verify_password(app: Lockbox, email: str, password: str) -> Principal:
         stored = repo.get_password_hash(tx.conn, user.id) if user else None
     try:
         if stored is None:
-            _HASHER.verify(_DUMMY_HASH, password)
+            _HASHER.verify(_dummy_hash(), password)
             raise AuthenticationFailed("wrong e-mail or password")
         _HASHER.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -171,7 +172,10 @@ def verify_password(app: Lockbox, email: str, password: str) -> Principal:
     return user.principal()
 
 
-_DUMMY_HASH = _HASHER.hash("lockbox-dummy-password-for-timing")
+@functools.cache
+def _dummy_hash() -> str:
+    """Computed on first use, not at import: every CLI call would pay ~0.5 s of Argon2."""
+    return _HASHER.hash("lockbox-dummy-password-for-timing")
 
 
 def principal_for(app: Lockbox, ref: str) -> Principal:

@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 ENV_URL = "LOCKBOX_DATABASE_URL"
 
@@ -53,7 +52,6 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if database in ("", ":memory:"):
                 raise ValueError("use a SQLite file, not an in-memory database")
-            kwargs["poolclass"] = NullPool
         else:
             kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10
