@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lockbox.clock import Clock, OffsetFileClock, SystemClock
@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout: float = 10.0
-    mail_from: str = "Lockbox <lockbox@localhost>"
+    mail_from: str = "Lockbox <lockbox@lockbox.localhost>"
     #: Right-hand side of every ``Message-ID`` (``<msg_…@DOMAIN>``), stable per outbox row.
     message_id_domain: str = "lockbox"
 
@@ -53,6 +53,18 @@ class Settings(BaseSettings):
     access_token_audience: str = "lockbox-resource"
     access_token_ttl_seconds: int = 300
     issuer: str = "lockbox"
+
+    @field_validator("mail_from")
+    @classmethod
+    def _valid_sender(cls, value: str) -> str:
+        """Refuse an unusable sender at start-up instead of parking every e-mail later."""
+        from lockbox.notify.render import InvalidAddress, address
+
+        try:
+            address(value)
+        except InvalidAddress as exc:
+            raise ValueError(f"LOCKBOX_MAIL_FROM: {exc}") from None
+        return value
 
     def clock(self) -> Clock:
         if self.test_clock_file is not None:

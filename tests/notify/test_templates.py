@@ -155,3 +155,21 @@ def test_message_is_multipart_with_a_stable_message_id() -> None:
     assert first.get_content_type() == "multipart/alternative"
     kinds = [p.get_content_type() for p in first.iter_parts()]
     assert kinds == ["text/plain", "text/html"]
+
+
+def test_default_sender_is_a_usable_address() -> None:
+    """With no LOCKBOX_MAIL_FROM set, mail must still be sendable (make run relies on it)."""
+    from lockbox.config import Settings
+    from lockbox.notify.render import address
+
+    assert address(Settings().mail_from).domain.endswith(".localhost")
+
+
+def test_unusable_sender_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError as SettingsError
+
+    from lockbox.config import Settings
+
+    monkeypatch.setenv("LOCKBOX_MAIL_FROM", "Lockbox <lockbox@localhost>")
+    with pytest.raises(SettingsError, match="LOCKBOX_MAIL_FROM"):
+        Settings()
