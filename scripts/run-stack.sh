@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # Every e-mail the worker sends lands as a file in $DATA/mail (a Maildir): nothing leaves the machine.
-mkdir -p "$DATA/mail"
+mkdir -p "$DATA/mail/tmp" "$DATA/mail/new" "$DATA/mail/cur"
 "$BIN/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$DATA/mail" &
 pids+=($!)
 

@@ -523,20 +523,27 @@ def show_request(ctx: typer.Context, data: dict[str, Any]) -> None:
     if history:
         output.table(
             "History",
-            ["seq", "at", "operation", "actor", "details"],
+            ["seq", "at (UTC)", "operation", "state", "actor", "comment"],
             (
                 [
                     h["seq"],
-                    h["at"],
+                    h["at"][:19].replace("T", " "),
                     h["operation"],
+                    _state_change(h["details"]),
                     h["actor_id"],
-                    ", ".join(
-                        f"{k}={v}" for k, v in h["details"].items() if k not in ("from", "to")
-                    ),
+                    h["details"].get("comment") or h["details"].get("flag") or "",
                 ]
                 for h in history
             ),
         )
+
+
+def _state_change(details: dict[str, Any]) -> str:
+    """``pending_review → pending_approval`` for transitions, blank for other records."""
+    before, after = details.get("from"), details.get("to")
+    if after is None:
+        return ""
+    return f"{before or 'new'} → {after}" if before != after else str(after)
 
 
 @request_app.command("submit")
