@@ -20,11 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
+from lockbox.access.claims import ALGORITHM
 from lockbox.domain.errors import InvalidTransition, NotFound
 from lockbox.domain.ids import new_id
 from lockbox.store import tables as t
-
-ALGORITHM = "EdDSA"
 
 
 @dataclass(frozen=True)

@@ -27,22 +27,9 @@ from typing import Any
 
 import jwt
 
-from lockbox.access.keys import ALGORITHM, SigningKey
+from lockbox.access.claims import ALGORITHM, TOKEN_TYPE
+from lockbox.access.keys import SigningKey
 
-TOKEN_TYPE = "lockbox-access+jwt"
-REQUIRED_CLAIMS = (
-    "iss",
-    "sub",
-    "aud",
-    "tenant_id",
-    "request_id",
-    "resources",
-    "access_level",
-    "iat",
-    "nbf",
-    "exp",
-    "jti",
-)
 #: Lifetimes allowed for ``LOCKBOX_ACCESS_TOKEN_TTL_SECONDS``: "a few minutes".
 MIN_TTL = timedelta(seconds=30)
 MAX_TTL = timedelta(minutes=15)

@@ -27,23 +27,10 @@ from typing import Any
 import httpx
 import jwt
 
+from lockbox.access.claims import ALGORITHM, REQUIRED_CLAIMS
 from lockbox.domain.resources import AccessLevel, Action, in_scope, level_allows
 
-ALGORITHM = "EdDSA"
 MAX_LEEWAY = timedelta(minutes=2)
-REQUIRED_CLAIMS = (
-    "iss",
-    "sub",
-    "aud",
-    "tenant_id",
-    "request_id",
-    "resources",
-    "access_level",
-    "iat",
-    "nbf",
-    "exp",
-    "jti",
-)
 
 
 class TokenError(Exception):

@@ -25,7 +25,7 @@ from lockbox.access import keys as keystore
 from lockbox.access import tokens as jwt_tokens
 from lockbox.config import Settings, get_settings
 from lockbox.domain import text
-from lockbox.domain.errors import InvalidTransition, NotFound, ValidationError
+from lockbox.domain.errors import InvalidTransition, ValidationError
 from lockbox.domain.lifecycle import State
 from lockbox.domain.permissions import Intent, authorize
 from lockbox.domain.request import AccessRequest, DenyReason, check_access
@@ -33,6 +33,7 @@ from lockbox.domain.resources import Action, in_scope, validate_resource
 from lockbox.domain.roles import Principal, Role
 from lockbox.service import notifications
 from lockbox.service.app import Lockbox, Tx
+from lockbox.service.requests import load_request
 from lockbox.store import repositories as repo
 
 #: Reasons a check answers with, allowed or not. Allowed: ``approved`` (the customer
@@ -202,16 +203,7 @@ def issue_token(
     aud = cfg.audience if audience is None else audience
     aud = text.required_text(aud, "audience", max_len=AUDIENCE_MAX, multiline=False)
     with app.tx() as tx:
-        request = repo.get_request(tx.conn, request_id) if isinstance(request_id, str) else None
-        if request is None:
-            raise NotFound("access request not found")
-        authorize(
-            actor,
-            Intent.REQUEST_VIEW,
-            kind="request",
-            tenant_id=request.tenant_id,
-            owner_id=request.requester_id,
-        )
+        request = load_request(tx, actor, request_id)
         authorize(
             actor,
             Intent.ACCESS_TOKEN,

@@ -71,7 +71,7 @@ def _transition(
 ) -> AccessRequest:
     """Load, decide, write with a version check, audit and notify — in one transaction."""
     with app.tx() as tx:
-        current = _load(tx, actor, request_id)
+        current = load_request(tx, actor, request_id)
         if expected_version is not None and expected_version != current.version:
             raise Conflict(
                 f"the request is at version {current.version}, not {expected_version}; "
@@ -181,7 +181,7 @@ def revoke_request(
 # -- queries ------------------------------------------------------------------------
 
 
-def _load(tx: Tx, actor: Principal, request_id: str) -> AccessRequest:
+def load_request(tx: Tx, actor: Principal, request_id: str) -> AccessRequest:
     request = repo.get_request(tx.conn, request_id) if isinstance(request_id, str) else None
     if request is None:
         raise NotFound("access request not found")
@@ -199,7 +199,7 @@ def get_request(
     app: Lockbox, actor: Principal, request_id: str, *, history: bool = True
 ) -> RequestView:
     with app.read() as tx:
-        request = _load(tx, actor, request_id)
+        request = load_request(tx, actor, request_id)
         records: tuple[AuditRecord, ...] = ()
         if history:
             records = tuple(
