@@ -304,11 +304,11 @@ def test_closing_a_case_is_one_transaction(world: World, monkeypatch: pytest.Mon
     real = repo.update_request
     calls = []
 
-    def failing(conn, request, expected_version):  # type: ignore[no-untyped-def]
+    def failing(conn, request, previous):  # type: ignore[no-untyped-def]
         calls.append(request.id)
         if len(calls) == 2:
             raise RuntimeError("disk full")
-        return real(conn, request, expected_version)
+        return real(conn, request, previous)
 
     monkeypatch.setattr(repo, "update_request", failing)
     with pytest.raises(RuntimeError):

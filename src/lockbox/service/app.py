@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from lockbox.clock import Clock, SystemClock
 from lockbox.domain.audit import AuditRecord
+from lockbox.domain.case import SupportCase
 from lockbox.domain.errors import Conflict
 from lockbox.domain.ids import new_id
 from lockbox.domain.request import Change
 from lockbox.domain.roles import Principal
+from lockbox.domain.tenant import Tenant
+from lockbox.domain.user import User
 from lockbox.store import repositories as repo
 from lockbox.store.db import Database
 
 log = logging.getLogger("lockbox")
+_T = TypeVar("_T")
 
 # PostgreSQL SQLSTATEs that mean "lost a race", not "bug": serialization failure, deadlock.
 _RACE_SQLSTATES = {"40001", "40P01"}
@@ -69,6 +73,26 @@ class Tx:
 
     conn: Connection
     now: datetime
+    _seen: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+
+    # Read-through lookups for the rows one change consults several times (its
+    # tenant, case and people). Only for reading: code that changes one of these
+    # rows in this transaction reads it through the repository instead.
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        return self._memo("tenant", tenant_id, repo.get_tenant)
+
+    def case(self, case_id: str) -> SupportCase | None:
+        return self._memo("case", case_id, repo.get_case)
+
+    def user(self, user_id: str) -> User | None:
+        return self._memo("user", user_id, repo.get_user)
+
+    def _memo(self, kind: str, key: str, load: Callable[[Connection, str], _T]) -> _T:
+        if (kind, key) not in self._seen:
+            self._seen[(kind, key)] = load(self.conn, key)
+        value: _T = self._seen[(kind, key)]
+        return value
 
     def audit(
         self,

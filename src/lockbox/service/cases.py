@@ -118,7 +118,7 @@ def close_case(
             change = domain.expire(request, now=tx.now) or domain.end_for_closed_case(
                 request, actor, now=tx.now
             )
-            repo.update_request(tx.conn, change.request, request.version)
+            repo.update_request(tx.conn, change.request, request)
             tx.record(change)
             ended.append(change.request)
     return closed, ended

@@ -49,9 +49,9 @@ _REQUESTER_TOPIC: dict[Event, str] = {
 
 def snapshot(tx: Tx, request: AccessRequest, change: Change | None = None) -> dict[str, Any]:
     """Everything a message about ``request`` needs, captured at this moment."""
-    tenant = repo.get_tenant(tx.conn, request.tenant_id)
-    case = repo.get_case(tx.conn, request.case_id)
-    requester = repo.get_user(tx.conn, request.requester_id)
+    tenant = tx.tenant(request.tenant_id)
+    case = tx.case(request.case_id)
+    requester = tx.user(request.requester_id)
     deadline = request.stage_deadline()
     data: dict[str, Any] = {
         "request_id": request.id,
@@ -89,7 +89,7 @@ def plan(tx: Tx, change: Change) -> None:
     request = change.request
     data = snapshot(tx, request, change)
     emails: list[tuple[str, str]] = []  # (topic, address)
-    requester = repo.get_user(tx.conn, request.requester_id)
+    requester = tx.user(request.requester_id)
     requester_addr = [requester.email] if requester and requester.active else []
     event = change.event
 
@@ -178,7 +178,7 @@ def plan_webhooks(
 
 
 def _plan_reminder(tx: Tx, request: AccessRequest, data: dict[str, Any], to: list[str]) -> None:
-    tenant = repo.get_tenant(tx.conn, request.tenant_id)
+    tenant = tx.tenant(request.tenant_id)
     if tenant is None or request.approval_deadline is None:
         return
     fraction = tenant.policy.reminder_fraction
@@ -204,7 +204,7 @@ def _plan_reminder(tx: Tx, request: AccessRequest, data: dict[str, Any], to: lis
 
 
 def _approver_addresses(tx: Tx, request: AccessRequest) -> list[str]:
-    tenant = repo.get_tenant(tx.conn, request.tenant_id)
+    tenant = tx.tenant(request.tenant_id)
     people = repo.users_with_roles(
         tx.conn, [Role.APPROVER, Role.TENANT_ADMIN], tenant_id=request.tenant_id
     )
@@ -215,7 +215,7 @@ def _approver_addresses(tx: Tx, request: AccessRequest) -> list[str]:
 def _decided_addresses(tx: Tx, request: AccessRequest) -> list[str]:
     addresses = []
     for decision in request.approvals():
-        user = repo.get_user(tx.conn, decision.actor_id)
+        user = tx.user(decision.actor_id)
         if user and user.active:
             addresses.append(user.email)
     return addresses

@@ -79,10 +79,10 @@ def _transition(
                 state=current.effective_state(tx.now).value,
                 version=current.version,
             )
-        tenant = repo.get_tenant(tx.conn, current.tenant_id)
+        tenant = tx.tenant(current.tenant_id)
         assert tenant is not None
         change = decide(current, tenant.policy, tx.now)
-        repo.update_request(tx.conn, change.request, current.version)
+        repo.update_request(tx.conn, change.request, current)
         tx.record(change)
     return change.request
 

@@ -57,6 +57,6 @@ def _sweep_one(app: Lockbox, request_id: str) -> bool:
         change = domain.expire(request, now=tx.now)
         if change is None:
             return False
-        repo.update_request(tx.conn, change.request, request.version)
+        repo.update_request(tx.conn, change.request, request)
         tx.record(change)
         return True

@@ -374,22 +374,25 @@ def get_request(
     return _requests(conn, [row])[0] if row else None
 
 
-def update_request(conn: Connection, request: AccessRequest, expected_version: int) -> None:
-    """Write a changed request if nobody changed it since ``expected_version`` was read."""
+def update_request(conn: Connection, request: AccessRequest, previous: AccessRequest) -> None:
+    """Write ``request`` if nobody changed it since ``previous`` was read (optimistic lock).
+
+    Decisions are append-only, so only those ``previous`` did not have are inserted.
+    """
     values = _request_values(request)
     del values["id"]
     result = conn.execute(
         update(t.access_requests)
         .where(
             t.access_requests.c.id == request.id,
-            t.access_requests.c.version == expected_version,
+            t.access_requests.c.version == previous.version,
         )
         .values(**values)
     )
     if result.rowcount != 1:
         raise Conflict("the request was changed by someone else; reload and try again")
-    stored = {d.actor_id for d in _decisions(conn, [request.id])[request.id]}
-    new = [d for d in request.decisions if d.actor_id not in stored]
+    known = {d.actor_id for d in previous.decisions}
+    new = [d for d in request.decisions if d.actor_id not in known]
     if new:
         conn.execute(
             insert(t.request_decisions),
