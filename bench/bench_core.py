@@ -13,7 +13,7 @@ import json
 import os
 from datetime import timedelta
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, event, insert, select
 
 from bench.common import make_setup, report, timed
 from lockbox.domain.audit import canonical_bytes
@@ -78,6 +78,15 @@ def run(url: str | None, label: str) -> None:
             requests.decide_request(app, s.approver, r.id, approve=True)
             requests.close_request(app, s.engineer, r.id)
 
+    statements = [0]
+
+    def count(*_args: object) -> None:
+        statements[0] += 1
+
+    event.listen(app.db.engine, "before_cursor_execute", count)
+    lifecycle()
+    event.remove(app.db.engine, "before_cursor_execute", count)
+    print(f"  {'SQL statements per request lifecycle':<48} {statements[0] / 50:>12.1f}")
     per_request = timed(lifecycle, repeat=3) / 50 * 1e3
     report(
         "submit+review+approve+close (4 transactions)", per_request, "ms/request", base / 1e3 * 4

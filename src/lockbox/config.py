@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout: float = 10.0
+    #: CA bundle to trust for the SMTP server's certificate (an internal relay);
+    #: default: the system's trust store. Certificates are always verified.
+    smtp_ca_file: Path | None = None
     mail_from: str = "Lockbox <lockbox@lockbox.localhost>"
     #: Right-hand side of every ``Message-ID`` (``<msg_…@DOMAIN>``), stable per outbox row.
     message_id_domain: str = "lockbox"

@@ -11,6 +11,7 @@ from typing import Protocol
 from lockbox.config import Settings
 
 SECURITY_MODES = ("none", "starttls", "tls")
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class Mailer(Protocol):
@@ -31,12 +32,21 @@ class SmtpMailer:
                 f"LOCKBOX_SMTP_SECURITY must be one of {', '.join(SECURITY_MODES)}, "
                 f"not {settings.smtp_security!r}"
             )
+        if (
+            settings.smtp_username
+            and settings.smtp_security == "none"
+            and settings.smtp_host not in _LOOPBACK
+        ):
+            raise ValueError(
+                "LOCKBOX_SMTP_USERNAME is set but LOCKBOX_SMTP_SECURITY is 'none': refusing to "
+                "send the SMTP password in clear text to a remote host; use starttls or tls"
+            )
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=str(s.smtp_ca_file) if s.smtp_ca_file else None)
         smtp: smtplib.SMTP
         if s.smtp_security == "tls":
             smtp = smtplib.SMTP_SSL(
