@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from lockbox import __version__
 from lockbox.api import health, problems
-from lockbox.api.limits import BodySizeLimit
+from lockbox.api.limits import BodySizeLimit, StrictJson
 from lockbox.service.app import Lockbox
 
 DESCRIPTION = """\
@@ -34,6 +34,7 @@ def create_app(lockbox: Lockbox) -> FastAPI:
     )
     app.state.lockbox = lockbox
     problems.install(app)
+    app.add_middleware(StrictJson)  # inner: sees at most the size limit
     app.add_middleware(BodySizeLimit)
     app.include_router(health.router)
     for router in _v1_routers():

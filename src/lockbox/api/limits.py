@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,3 +68,94 @@ class _TooLarge(HTTPException):
 
     def __init__(self) -> None:
         super().__init__(413, "Payload too large")
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _json_problem(body: bytes) -> tuple[str, str] | None:
+    """(field, message) when a JSON body is ambiguous or undecodable; None if fine.
+
+    Syntax errors are left to the framework, which reports their position.
+    """
+    try:
+        decoded = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return "body", f"is not valid UTF-8 (byte {exc.start})"
+    try:
+        json.loads(decoded, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        # Parsers disagree on which duplicate wins; a proxy may have checked the other one.
+        return exc.key[:100], "is given more than once"
+    except RecursionError:
+        return "body", "is nested too deeply"
+    except ValueError:
+        return None
+    return None
+
+
+def _is_json(scope: Scope) -> bool:
+    value = dict(scope.get("headers") or []).get(b"content-type")
+    if value is None:
+        return False
+    media = bytes(value).split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+class StrictJson:
+    """Refuse JSON bodies with duplicated keys or invalid UTF-8 with a 422 naming the field.
+
+    Runs inside :class:`BodySizeLimit`, so at most ``MAX_BODY_BYTES`` are buffered.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        found = _json_problem(body) if body else None
+        if found is not None:
+            field, text = found
+            await problem(
+                422,
+                "validation_error",
+                "Invalid input",
+                f"{field}: {text}",
+                errors=[{"field": field, "message": text}],
+            )(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

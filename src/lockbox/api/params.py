@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 from fastapi import Header, Path, Query
+from pydantic import AfterValidator, AwareDatetime
 
 from lockbox.api.problems import PreconditionFailed
 from lockbox.domain.errors import Conflict, ValidationError
@@ -33,6 +35,24 @@ TokenId = Annotated[str, Path(description="API token id (tok_…).", pattern=ID)
 
 def ref_query(description: str) -> object:
     return Query(description=description, min_length=1, max_length=320, pattern=LINE)
+
+
+def id_query(description: str) -> object:
+    return Query(description=description, min_length=1, max_length=80, pattern=ID)
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware time converted to UTC; one that has no UTC equivalent is out of range."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+#: A time with a time zone that exists in UTC (``9999-12-31T23:59:59-23:00`` does not).
+Instant = Annotated[AwareDatetime, AfterValidator(_utc)]
+WebhookId = Annotated[str, Path(description="Webhook id (whk_…).", pattern=ID)]
+MessageId = Annotated[str, Path(description="Outbox message id (msg_…).", pattern=ID)]
 
 
 IfMatch = Annotated[

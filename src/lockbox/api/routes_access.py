@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from lockbox.api.deps import LockboxDep, PrincipalDep
+from lockbox.api.params import ID
 from lockbox.service import access
 
 router = APIRouter(tags=["access"])
@@ -25,6 +26,7 @@ class CheckBody(_Body):
     request_id: str | None = Field(
         default=None,
         max_length=40,
+        pattern=ID,
         description="Only this request counts (e.g. the one named by the engineer's token).",
     )
 
@@ -44,7 +46,7 @@ class CheckAnswer(BaseModel):
 
 
 class TokenBody(_Body):
-    request_id: str = Field(max_length=40)
+    request_id: str = Field(max_length=40, pattern=ID)
     audience: str | None = Field(
         default=None, max_length=200, description="Default: LOCKBOX_ACCESS_TOKEN_AUDIENCE."
     )
@@ -61,7 +63,7 @@ class TokenAnswer(BaseModel):
 
 
 class EventBody(_Body):
-    request_id: str = Field(max_length=40)
+    request_id: str = Field(max_length=40, pattern=ID)
     action: str = Field(description="`read` or `write`.", max_length=16)
     resource: str = Field(max_length=512)
     outcome: str = Field(default="success", description="`success`, `failure` or `denied`.")

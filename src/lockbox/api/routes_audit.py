@@ -6,23 +6,24 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from lockbox.api.deps import LockboxDep, PrincipalDep
-from lockbox.api.params import TenantRef, ref_query
+from lockbox.api.params import Instant, TenantRef, ref_query
 from lockbox.api.schemas import PROBLEM_RESPONSES, AuditPage, ChainReportList, ChainReportOut
 from lockbox.domain.errors import ValidationError
 from lockbox.service import audit, views
 
 router = APIRouter(prefix="/v1", tags=["audit"], responses=PROBLEM_RESPONSES)
 
+MAX_SEQ = 2**31 - 1
 _MEDIA = {"jsonl": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
 
 
 def _after_seq(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    if not cursor.isdigit() or len(cursor) > 18:
+    # ASCII digits only ('²'.isdigit() is true), within the seq column's 32-bit range.
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 10 or int(cursor) > MAX_SEQ:
         raise ValidationError("cursor", "is not a cursor returned by this service")
     return int(cursor)
 
@@ -41,8 +42,8 @@ def query_audit(
     request_id: Annotated[str | None, ref_query("Only this request's records.")] = None,
     operation: Annotated[str | None, ref_query("Operation prefix, e.g. request.")] = None,
     actor_id: Annotated[str | None, ref_query("Only this actor's records.")] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[Instant | None, Query()] = None,
+    until: Annotated[Instant | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from lockbox.api.deps import LockboxDep, PrincipalDep
-from lockbox.api.params import IfMatch, RequestId, conditional, etag, ref_query
+from lockbox.api.params import IfMatch, Instant, RequestId, conditional, etag, ref_query
 from lockbox.api.schemas import (
     PROBLEM_RESPONSES,
     CommentBody,
@@ -87,8 +86,8 @@ def list_requests(
     state: Annotated[list[StateName] | None, Query(max_length=10)] = None,
     requester: Annotated[str | None, ref_query("Requester id or e-mail.")] = None,
     case: Annotated[str | None, ref_query("Support case id.")] = None,
-    created_after: Annotated[AwareDatetime | None, Query()] = None,
-    created_before: Annotated[AwareDatetime | None, Query()] = None,
+    created_after: Annotated[Instant | None, Query()] = None,
+    created_before: Annotated[Instant | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=requests.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=500, pattern=r"^[A-Za-z0-9_-]+$")] = None,
 ) -> dict[str, Any]:

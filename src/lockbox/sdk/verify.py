@@ -28,7 +28,14 @@ import httpx
 import jwt
 
 from lockbox.access.claims import ALGORITHM, REQUIRED_CLAIMS
-from lockbox.domain.resources import AccessLevel, Action, in_scope, level_allows
+from lockbox.domain.errors import ValidationError
+from lockbox.domain.resources import (
+    AccessLevel,
+    Action,
+    in_scope,
+    level_allows,
+    validate_resource,
+)
 
 MAX_LEEWAY = timedelta(minutes=2)
 
@@ -69,6 +76,11 @@ class AccessClaims:
 
     def denies(self, resource: str, action: str) -> str | None:
         """None if the token covers ``action`` on ``resource``, else the reason."""
+        try:
+            # 'a/b/*' must not cover 'a/b/../secret', 'a/b//x' or a literal 'a/b/*'.
+            validate_resource(resource, "resource", pattern=False)
+        except ValidationError:
+            return "out_of_scope"
         if not in_scope(self.resources, resource):
             return "out_of_scope"
         try:

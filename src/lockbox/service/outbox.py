@@ -45,12 +45,7 @@ def list_outbox(
     before = None
     if cursor:
         at, last_id = repo.decode_cursor(cursor, 2)
-        try:
-            from datetime import datetime
-
-            before = (datetime.fromisoformat(at), last_id)
-        except ValueError as exc:
-            raise ValidationError("cursor", "is malformed") from exc
+        before = (repo.cursor_time(at), last_id)
     with app.read() as tx:
         tenant_id = None
         if tenant is not None:

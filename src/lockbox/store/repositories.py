@@ -13,7 +13,7 @@ import base64
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
@@ -466,9 +466,22 @@ def decode_cursor(cursor: str, size: int, field: str = "cursor") -> list[str]:
         not isinstance(parts, list)
         or len(parts) != size
         or not all(isinstance(p, str) for p in parts)
+        # A forged cursor must not smuggle a NUL (PostgreSQL refuses it: a 500) or a novel.
+        or not all(len(p) <= 100 and p.isprintable() for p in parts)
     ):
         raise ValidationError(field, "is not a cursor returned by this service")
     return parts
+
+
+def cursor_time(value: str, field: str = "cursor") -> datetime:
+    """The time inside a cursor: aware and representable in UTC, or the cursor is forged."""
+    try:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValidationError(field, "is not a cursor returned by this service") from None
 
 
 def list_requests(
@@ -491,10 +504,7 @@ def list_requests(
         query = query.where(c.created_at < flt.created_before)
     if cursor:
         created_text, last_id = decode_cursor(cursor, 2)
-        try:
-            created = datetime.fromisoformat(created_text)
-        except ValueError:
-            raise ValidationError("cursor", "is not a cursor returned by this service") from None
+        created = cursor_time(created_text)
         query = query.where(
             or_(c.created_at < created, and_(c.created_at == created, c.id < last_id))
         )
