@@ -55,6 +55,8 @@ def covers(
         return False
     if scope is Scope.ANY_TENANT:
         return role.side is Side.PROVIDER
+    if scope is Scope.STAFF:
+        return role.side is Side.PROVIDER and tenant_id is None
     if scope is Scope.OWN_TENANT:
         return (
             role.side is Side.CUSTOMER

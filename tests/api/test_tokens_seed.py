@@ -29,25 +29,48 @@ def test_token_lifecycle_over_http(api: Api) -> None:
     assert "token" not in mine and "token_hash" not in mine
     assert mine["last_used_at"] is not None
 
-    # Another customer user cannot touch it (token.manage is provider_admin's), the admin can.
-    r = api.call("contoso_admin", "POST", f"/v1/tokens/{created['id']}/revoke")
-    assert r.status_code == 403
+    # Another customer user cannot touch it; another tenant cannot see it; the tenant admin can.
+    r = api.call("contoso_approver", "POST", f"/v1/tokens/{created['id']}/revoke")
+    assert r.status_code == 404  # approvers do not see other users, nor their tokens
     r = api.call("fabrikam_admin", "POST", f"/v1/tokens/{created['id']}/revoke")
     assert r.status_code == 404 and r.json()["detail"] == "token not found"
-    r = api.call("contoso_auditor", "POST", f"/v1/tokens/{created['id']}/revoke")
+    r = api.call("contoso_admin", "POST", f"/v1/tokens/{created['id']}/revoke")
     assert r.status_code == 200 and r.json()["revoked_at"] is not None
     r = api.client.get("/v1/me", headers=auth(secret))
     assert r.status_code == 401
 
-    # A provider admin issues a token for someone else, with an expiry.
+    # Contoso's audit log shows the credential being issued and revoked (never the secret).
+    audit = api.call("contoso_auditor", "GET", "/v1/tenants/contoso/audit?operation=token.")
+    records = [a for a in audit.json()["items"] if a["details"]["token_id"] == created["id"]]
+    assert [a["operation"] for a in records] == ["token.created", "token.revoked"]
+    assert secret not in audit.text
+
+    # Separation of duties: provider staff never obtain a customer's credentials, or they
+    # could approve on the customer's behalf; staff credentials are the provider admin's.
+    r = api.call(
+        "provider_admin", "POST", "/v1/tokens", json={"user": "paula@contoso.test", "name": "x"}
+    )
+    assert r.status_code == 403
     r = api.call(
         "provider_admin",
         "POST",
         "/v1/tokens",
-        json={"user": "paula@contoso.test", "name": "ci", "expires_at": "2026-02-01T00:00:00Z"},
+        json={"user": "erin@provider.test", "name": "ci", "expires_at": "2026-02-01T00:00:00Z"},
     )
     assert r.status_code == 201, r.text
-    assert r.json()["user_id"] == api.world.contoso_approver.id
+    assert r.json()["user_id"] == api.world.engineer.id
+    r = api.call(
+        "provider_admin",
+        "POST",
+        "/v1/users",
+        json={
+            "email": "mallory@contoso.test",
+            "roles": ["approver"],
+            "tenant": "contoso",
+            "password": "a-password-the-provider-knows",
+        },
+    )
+    assert r.status_code == 403
 
     # Deactivating a user stops their tokens at once.
     r = api.call("contoso_admin", "PATCH", "/v1/users/paula@contoso.test", json={"active": False})

@@ -131,8 +131,21 @@ def test_matrix_grants_match_allows() -> None:
     for role in Role:
         p = principal(role)
         for intent in Intent:
-            expected = intent in MATRIX[role]
+            expected = intent in MATRIX[role] and MATRIX[role][intent] is not Scope.STAFF
             assert allows(p, intent, CONTOSO, owner_id=p.id) is expected, (role, intent)
+
+
+def test_staff_scope_reaches_only_provider_staff_objects() -> None:
+    """Provider admins manage staff credentials; a customer's credentials are out of reach,
+    or provider staff could approve on the customer's behalf."""
+    admin = principal(Role.PROVIDER_ADMIN)
+    assert allows(admin, Intent.TOKEN_MANAGE, None)
+    assert not allows(admin, Intent.TOKEN_MANAGE, CONTOSO)
+    assert allows(principal(Role.TENANT_ADMIN), Intent.TOKEN_MANAGE, CONTOSO)
+    assert not allows(principal(Role.TENANT_ADMIN), Intent.TOKEN_MANAGE, None)
+    for role in Role:
+        if role.side is Side.CUSTOMER:
+            assert Scope.STAFF not in MATRIX[role].values()
 
 
 def test_visible_tenant_filter() -> None:
@@ -149,5 +162,6 @@ def test_visible_tenant_filter() -> None:
 def test_operator_is_a_provider_admin_not_an_approver() -> None:
     op = Principal.operator()
     assert allows(op, Intent.TENANT_CREATE, None)
+    assert allows(op, Intent.TOKEN_MANAGE, CONTOSO)  # onboarding: first customer credentials
     assert not allows(op, Intent.REQUEST_DECIDE, CONTOSO)
     assert not allows(op, Intent.POLICY_CHANGE, CONTOSO)

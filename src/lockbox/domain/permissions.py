@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from lockbox.domain.errors import NotFound, PermissionDenied
-from lockbox.domain.roles import Principal, Role, Side
+from lockbox.domain.roles import ActorKind, Principal, Role, Side
 
 
 class Intent(StrEnum):
@@ -23,7 +23,7 @@ class Intent(StrEnum):
     POLICY_CHANGE = "policy.change"
     USER_MANAGE = "user.manage"
     USER_VIEW = "user.view"
-    TOKEN_MANAGE = "token.manage"  # tokens of other users
+    TOKEN_MANAGE = "token.manage"  # credentials (API tokens, passwords) of other users
     CASE_OPEN = "case.open"
     CASE_CLOSE = "case.close"
     CASE_VIEW = "case.view"
@@ -50,10 +50,11 @@ class Scope(StrEnum):
     SELF = "self"  # only objects the principal owns (their own requests, tokens)
     OWN_TENANT = "own_tenant"  # objects of the principal's tenant (customer roles)
     ANY_TENANT = "any_tenant"  # provider roles, across tenants
+    STAFF = "staff"  # provider roles, only objects of provider staff (no tenant)
 
 
 _I = Intent
-_ANY, _OWN, _SELF = Scope.ANY_TENANT, Scope.OWN_TENANT, Scope.SELF
+_ANY, _OWN, _SELF, _STAFF = Scope.ANY_TENANT, Scope.OWN_TENANT, Scope.SELF, Scope.STAFF
 
 #: The matrix. A missing entry means: denied.
 MATRIX: dict[Role, dict[Intent, Scope]] = {
@@ -89,7 +90,9 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.POLICY_VIEW: _ANY,
         _I.USER_MANAGE: _ANY,
         _I.USER_VIEW: _ANY,
-        _I.TOKEN_MANAGE: _ANY,
+        # Staff credentials only: provider staff never hold a customer's credentials,
+        # or they could approve on the customer's behalf.
+        _I.TOKEN_MANAGE: _STAFF,
         _I.AUDIT_VERIFY: _ANY,
         _I.WEBHOOK_MANAGE: _ANY,
         _I.OUTBOX_MANAGE: _ANY,
@@ -105,6 +108,7 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.POLICY_CHANGE: _OWN,
         _I.USER_MANAGE: _OWN,
         _I.USER_VIEW: _OWN,
+        _I.TOKEN_MANAGE: _OWN,
         _I.CASE_VIEW: _OWN,
         _I.REQUEST_VIEW: _OWN,
         _I.REQUEST_DECIDE: _OWN,
@@ -130,6 +134,12 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.AUDIT_VERIFY: _OWN,
     },
 }
+
+#: What the local operator (direct database access through the CLI) may do beyond the
+#: provider administrator: issue the first credentials of a tenant's users when
+#: onboarding it. Anyone with the database can do that anyway; over the API nobody
+#: on the provider side can.
+OPERATOR_EXTRA = frozenset({Intent.TOKEN_MANAGE})
 
 #: Which intent makes an object *visible*; without it the object answers "not found".
 VISIBILITY: dict[str, Intent] = {
@@ -162,8 +172,12 @@ def allows(
     principal: Principal, intent: Intent, tenant_id: str | None, owner_id: str | None = None
 ) -> bool:
     """Whether ``principal`` may perform ``intent`` on an object of ``tenant_id`` owned by ``owner_id``."""
+    if principal.kind is ActorKind.OPERATOR and intent in OPERATOR_EXTRA:
+        return True
     for scope in scopes(principal, intent):
         if scope is Scope.ANY_TENANT and principal.side is Side.PROVIDER:
+            return True
+        if scope is Scope.STAFF and principal.side is Side.PROVIDER and tenant_id is None:
             return True
         if (
             scope is Scope.OWN_TENANT

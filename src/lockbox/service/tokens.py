@@ -74,6 +74,19 @@ def create_token(
             token_hash=digest(secret),
         )
         store.insert_token(tx.conn, row)
+        if owner.tenant_id:
+            # A customer sees every credential issued for its people (never the secret).
+            tx.audit(
+                tenant_id=owner.tenant_id,
+                actor=actor,
+                operation="token.created",
+                details={
+                    "token_id": row.id,
+                    "user_id": owner.id,
+                    "name": row.name,
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                },
+            )
     return IssuedToken(row=row, secret=secret)
 
 
@@ -101,6 +114,14 @@ def revoke_token(app: Lockbox, actor: Principal, token_id: str) -> TokenRow:
         store.revoke(tx.conn, row.id, tx.now)
         refreshed = store.by_id(tx.conn, row.id)
         assert refreshed is not None
+        holder = repo.get_user(tx.conn, row.user_id)
+        if holder is not None and holder.tenant_id and row.revoked_at is None:
+            tx.audit(
+                tenant_id=holder.tenant_id,
+                actor=actor,
+                operation="token.revoked",
+                details={"token_id": row.id, "user_id": holder.id},
+            )
         return refreshed
 
 

@@ -48,6 +48,9 @@ def create_user(
         tenant_id = load_tenant(tx, actor, tenant).id if tenant else None
         check_roles(side, tenant_id, parsed)
         authorize(actor, Intent.USER_MANAGE, kind="user_new", tenant_id=tenant_id)
+        if password_hash is not None:
+            # Setting someone's first password means knowing their credentials.
+            authorize(actor, Intent.TOKEN_MANAGE, kind="user_new", tenant_id=tenant_id)
         if repo.email_taken(tx.conn, clean_email):
             raise AlreadyExists(f"a user with e-mail {clean_email} already exists", field="email")
         user = User(
@@ -148,10 +151,15 @@ def hash_password(password: str) -> str:
 def set_password(app: Lockbox, actor: Principal, user_ref: str, password: str) -> None:
     password_hash = hash_password(password)
     with app.tx() as tx:
-        user = load_user(tx, actor, user_ref, Intent.USER_MANAGE)
-        if user.id != actor.id:
-            authorize(actor, Intent.USER_MANAGE, kind="user", tenant_id=user.tenant_id)
+        user = load_user(tx, actor, user_ref, Intent.TOKEN_MANAGE)
         repo.set_password_hash(tx.conn, user.id, password_hash)
+        if user.tenant_id:
+            tx.audit(
+                tenant_id=user.tenant_id,
+                actor=actor,
+                operation="user.password_set",
+                details={"user_id": user.id},
+            )
 
 
 def verify_password(app: Lockbox, email: str, password: str) -> Principal:
