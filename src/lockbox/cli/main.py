@@ -379,15 +379,17 @@ def user_activate(ctx: typer.Context, user: str) -> None:
     show(ctx, settings(ctx).backend.set_active(user, True))
 
 
-def parse_when(value: str | None, field: str) -> datetime | None:
-    """An ISO 8601 instant, or a duration from now such as ``30d``."""
+def parse_when(value: str | None, field: str, *, past: bool = False) -> datetime | None:
+    """An ISO 8601 instant (UTC when it names no zone), or a duration such as ``30d``
+    from now: into the future, or into the past with ``past``."""
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except ValueError:
-        return datetime.now(UTC) + parse_duration(value, field)
+        delta = parse_duration(value, field)
+        return datetime.now(UTC) - delta if past else datetime.now(UTC) + delta
 
 
 @token_app.command("create")
@@ -634,10 +636,7 @@ def request_list(
         "case_id": case,
     }
     if since:
-        try:
-            filters["created_after"] = datetime.fromisoformat(since.replace("Z", "+00:00"))
-        except ValueError:
-            filters["created_after"] = datetime.now(UTC) - parse_duration(since, "since")
+        filters["created_after"] = parse_when(since, "since", past=True)
     page = settings(ctx).backend.list_requests(filters, limit, cursor)
     if settings(ctx).json:
         output.emit_json(page)

@@ -70,14 +70,18 @@ def seed_demo_command(
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     created = ", ".join(result.tenants_created) or "none (already there)"
+    base = f"http://127.0.0.1:{os.environ.get('LOCKBOX_PORT', '8000')}"
     output.out.print(f"Demo tenants: contoso, fabrikam (created now: {created})", markup=False)
-    output.out.print("Demo users (sign in with e-mail and password, or use the API token):")
+    output.out.print(
+        "Demo users (use the API token of a role; the passwords, stored as Argon2id hashes,"
+        " are for the web admin center, which is not built yet):"
+    )
     output.out.print("\n".join(f"  {line.rstrip()}" for line in lines), markup=False)
     output.out.print(
         f"API tokens written to {tokens_file}. To use one:\n"
         f"  set -a; . {tokens_file}; set +a\n"
-        '  curl -H "Authorization: Bearer $LOCKBOX_TOKEN_ENGINEER" http://127.0.0.1:8000/v1/me\n'
-        "  LOCKBOX_SERVER=http://127.0.0.1:8000 LOCKBOX_TOKEN=$LOCKBOX_TOKEN_ENGINEER "
+        f'  curl -H "Authorization: Bearer $LOCKBOX_TOKEN_ENGINEER" {base}/v1/me\n'
+        f"  LOCKBOX_SERVER={base} LOCKBOX_TOKEN=$LOCKBOX_TOKEN_ENGINEER "
         "lockbox request list",
         markup=False,
     )

@@ -33,8 +33,3 @@ def new_id(kind: str) -> str:
     prefix = PREFIXES[kind]
     body = "".join(secrets.choice(_ALPHABET) for _ in range(_BODY_LEN))
     return f"{prefix}_{body}"
-
-
-def looks_like_id(value: str, kind: str) -> bool:
-    """Cheap shape check so obviously malformed ids can be rejected early."""
-    return bool(_ID_RE.match(value)) and value.startswith(PREFIXES[kind] + "_")

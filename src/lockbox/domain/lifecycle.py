@@ -134,10 +134,6 @@ def find(source: State | None, event: Event) -> Transition | None:
     return _BY_KEY.get((source, event))
 
 
-def sources_of(event: Event) -> list[State]:
-    return [t.source for t in TRANSITIONS if t.event is event and t.source is not None]
-
-
 def render_markdown() -> str:
     """The transition table as Markdown, for the docs (generated, never retyped)."""
     lines = [

@@ -35,7 +35,7 @@ from lockbox.domain.resources import (
     validate_resource,
     validate_resources,
 )
-from lockbox.domain.roles import ActorKind, Principal, Role, Side
+from lockbox.domain.roles import ActorKind, Principal, Side
 
 
 class DecisionKind(StrEnum):
@@ -313,21 +313,27 @@ def decide(
 
 
 def cancel(request: AccessRequest, actor: Principal, *, comment: object, now: datetime) -> Change:
-    note = text.comment(comment)
-    _guard(request, Event.CANCEL, actor, now)
-    return _finish(request, Event.CANCEL, State.CANCELED, actor, now, note)
+    """The requester withdraws a request that is still pending."""
+    return _end(request, Event.CANCEL, actor, comment, now)
 
 
 def close(request: AccessRequest, actor: Principal, *, comment: object, now: datetime) -> Change:
-    note = text.comment(comment)
-    _guard(request, Event.CLOSE, actor, now)
-    return _finish(request, Event.CLOSE, State.CLOSED, actor, now, note)
+    """The work is done: granted access ends at once."""
+    return _end(request, Event.CLOSE, actor, comment, now)
 
 
 def revoke(request: AccessRequest, actor: Principal, *, comment: object, now: datetime) -> Change:
+    """The customer ends granted access early."""
+    return _end(request, Event.REVOKE, actor, comment, now)
+
+
+def _end(
+    request: AccessRequest, event: Event, actor: Principal, comment: object, now: datetime
+) -> Change:
+    """An event with a single terminal target; the target comes from the transition table."""
     note = text.comment(comment)
-    _guard(request, Event.REVOKE, actor, now)
-    return _finish(request, Event.REVOKE, State.REVOKED, actor, now, note)
+    _guard(request, event, actor, now)
+    return _finish(request, event, _lookup(request, event).targets[0], actor, now, note)
 
 
 def end_for_closed_case(request: AccessRequest, actor: Principal, *, now: datetime) -> Change:
@@ -453,9 +459,8 @@ def _check_rule(rule: ActorRule, request: AccessRequest, actor: Principal) -> No
         raise SeparationOfDuties("you cannot review your own access request")
     if rule is ActorRule.REQUESTER and actor.id != request.requester_id:
         raise SeparationOfDuties("only the requester can do this")
-    if rule is ActorRule.REQUESTER_OR_MANAGER and not (
-        actor.id == request.requester_id
-        or (actor.side is Side.PROVIDER and actor.has(Role.MANAGER))
+    if rule is ActorRule.REQUESTER_OR_MANAGER and not allows(
+        actor, Intent.REQUEST_CLOSE, request.tenant_id, request.requester_id
     ):
         raise SeparationOfDuties("only the requester or a support manager can close a request")
     if rule is ActorRule.TENANT_APPROVER and (

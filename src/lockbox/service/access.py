@@ -41,12 +41,6 @@ from lockbox.store import repositories as repo
 ALLOW_APPROVED = "approved"
 ALLOW_LOCKBOX_OFF = "lockbox_off"
 DENY_USER_INACTIVE = "user_inactive"
-REASONS = (
-    ALLOW_APPROVED,
-    ALLOW_LOCKBOX_OFF,
-    *(r.value for r in DenyReason if r is not DenyReason.NOT_REQUESTER),
-    DENY_USER_INACTIVE,
-)
 OUTCOMES = ("success", "failure", "denied")
 MAX_EVENTS = 100
 DETAIL_MAX = 2000
@@ -144,14 +138,9 @@ def max_token_ttl(config: TokenConfig | None = None) -> timedelta:
 
 def jwks(app: Lockbox) -> dict[str, Any]:
     """The public JWK Set; creates the first signing key if there is none yet."""
+    ensure_signing_key(app)
     with app.read() as tx:
-        published = keystore.published_keys(tx.conn, tx.now)
-        has_current = keystore.current_key(tx.conn) is not None
-    if not has_current:
-        with app.tx() as tx:
-            keystore.ensure_key(tx.conn, tx.now)
-            published = keystore.published_keys(tx.conn, tx.now)
-    return keystore.jwks(published)
+        return keystore.jwks(keystore.published_keys(tx.conn, tx.now))
 
 
 def list_keys(app: Lockbox, actor: Principal) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from lockbox.domain.audit import AuditRecord, ChainReport, format_time, verify_chain
 from lockbox.domain.errors import ValidationError
+from lockbox.domain.instants import optional_utc_instant
 from lockbox.domain.permissions import Intent, visible_tenant_filter
 from lockbox.domain.roles import Principal
 from lockbox.service.app import Lockbox
@@ -17,6 +18,7 @@ from lockbox.service.tenants import load_tenant
 from lockbox.store import repositories as repo
 
 MAX_PAGE = 1000
+MAX_SEQ = 2**31 - 1  # the seq column is a 32-bit integer
 CSV_COLUMNS = (
     "seq",
     "id",
@@ -47,8 +49,10 @@ def query(
     """One page of a tenant's audit log, oldest first; returns the next ``after_seq`` cursor."""
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise ValidationError("limit", f"must be from 1 to {MAX_PAGE}")
-    if not isinstance(after_seq, int) or after_seq < 0:
-        raise ValidationError("cursor", "must be a non-negative sequence number")
+    if not isinstance(after_seq, int) or not 0 <= after_seq <= MAX_SEQ:
+        raise ValidationError("cursor", "is not a cursor returned by this service")
+    since = optional_utc_instant(since, "since")
+    until = optional_utc_instant(until, "until")
     with app.read() as tx:
         tenant_obj = load_tenant(tx, actor, tenant, Intent.AUDIT_READ)
         records = repo.query_audit(

@@ -7,8 +7,8 @@ from lockbox.domain import text
 from lockbox.domain.case import CaseStatus, SupportCase
 from lockbox.domain.errors import NotFound, ValidationError
 from lockbox.domain.ids import new_id
-from lockbox.domain.permissions import Intent, authorize, visible_tenant_filter
-from lockbox.domain.roles import Principal, Role, Side
+from lockbox.domain.permissions import Intent, allows, authorize, visible_tenant_filter
+from lockbox.domain.roles import Principal
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.tenants import load_tenant
 from lockbox.store import repositories as repo
@@ -34,11 +34,9 @@ def open_case(
         assignee = (
             repo.get_user(tx.conn, engineer) if engineer else repo.get_user(tx.conn, actor.id)
         )
-        if (
-            assignee is None
-            or assignee.side is not Side.PROVIDER
-            or Role.ENGINEER not in assignee.roles
-            or not assignee.active
+        # The assignee must be someone who may request access on the case: an active engineer.
+        if assignee is None or not allows(
+            assignee.principal(), Intent.REQUEST_SUBMIT, tenant_obj.id
         ):
             raise ValidationError("engineer", "must name an active support engineer")
         case = SupportCase(

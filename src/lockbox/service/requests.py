@@ -10,6 +10,7 @@ from lockbox.domain import request as domain
 from lockbox.domain.audit import AuditRecord
 from lockbox.domain.errors import Conflict, NotFound, ValidationError
 from lockbox.domain.ids import new_id
+from lockbox.domain.instants import optional_utc_instant
 from lockbox.domain.lifecycle import State
 from lockbox.domain.permissions import Intent, Scope, authorize, scopes, visible_tenant_filter
 from lockbox.domain.policy import LockboxPolicy
@@ -232,6 +233,8 @@ def list_requests(
     cursor: str | None = None,
 ) -> RequestPage:
     """Requests the actor may see, newest first, filtered, a page at a time."""
+    created_after = optional_utc_instant(created_after, "created_after")
+    created_before = optional_utc_instant(created_before, "created_before")
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise ValidationError("limit", f"must be from 1 to {MAX_PAGE}")
     wanted: list[State] = []

@@ -13,7 +13,7 @@ from lockbox.domain.errors import AlreadyExists, AuthenticationFailed, NotFound,
 from lockbox.domain.ids import new_id
 from lockbox.domain.permissions import Intent, authorize, visible_tenant_filter
 from lockbox.domain.policy import validate_email
-from lockbox.domain.roles import Principal, Side
+from lockbox.domain.roles import Principal
 from lockbox.domain.user import User, check_roles, parse_roles, side_of
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.tenants import load_tenant
@@ -193,7 +193,3 @@ def principal_for(app: Lockbox, ref: str) -> Principal:
     if user is None or not user.active:
         raise NotFound(f"no active user {ref!r}")
     return user.principal()
-
-
-def provider_side(user: User) -> bool:
-    return user.side is Side.PROVIDER

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
-from lockbox.domain.audit import GENESIS_HASH, AuditRecord, format_time
+from lockbox.domain.audit import GENESIS_HASH, AuditRecord
 from lockbox.domain.case import CaseStatus, SupportCase
 from lockbox.domain.errors import Conflict, ValidationError
 from lockbox.domain.lifecycle import OPEN_STATES, State
@@ -545,23 +545,6 @@ def active_requests_for(
     return _requests(conn, list(rows))
 
 
-def latest_request_for(
-    conn: Connection, *, tenant_id: str, requester_id: str
-) -> AccessRequest | None:
-    c = t.access_requests.c
-    row = (
-        conn.execute(
-            select(t.access_requests)
-            .where(c.tenant_id == tenant_id, c.requester_id == requester_id)
-            .order_by(c.created_at.desc(), c.id.desc())
-            .limit(1)
-        )
-        .mappings()
-        .first()
-    )
-    return _requests(conn, [row])[0] if row else None
-
-
 def due_request_ids(conn: Connection, now: datetime, limit: int) -> list[str]:
     """Ids of requests whose stage deadline has passed but whose state says otherwise."""
     c = t.access_requests.c
@@ -691,7 +674,3 @@ def audit_head(conn: Connection, tenant_id: str) -> tuple[int, str] | None:
         )
     ).first()
     return (row.seq, row.hash) if row else None
-
-
-def audit_time(value: datetime) -> str:
-    return format_time(value)
