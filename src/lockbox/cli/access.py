@@ -7,25 +7,13 @@ from typing import Annotated, Any
 import typer
 
 from lockbox.cli import output
+from lockbox.cli.http_backend import error_from_problem
 from lockbox.domain.errors import (
-    AuthenticationFailed,
-    Conflict,
-    InvalidTransition,
-    LockboxError,
-    NotFound,
-    PermissionDenied,
     ValidationError,
 )
 from lockbox.service import access
 
 access_app = typer.Typer(help="Enforcement: access tokens and checks.", no_args_is_help=True)
-
-_BY_STATUS: dict[int, type[LockboxError]] = {
-    401: AuthenticationFailed,
-    403: PermissionDenied,
-    404: NotFound,
-    409: Conflict,
-}
 
 
 def _server_call(root: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -39,12 +27,7 @@ def _server_call(root: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
                 return client.issue_token(body["request_id"], body.get("audience"))
             return client.check(**body).raw
         except LockboxAPIError as exc:
-            message = str(exc.problem.get("detail") or exc)
-            if exc.status == 422:
-                raise ValidationError("input", message) from None
-            if exc.status == 409:
-                raise InvalidTransition(message, state=str(exc.problem.get("state"))) from None
-            raise _BY_STATUS.get(exc.status, LockboxError)(message) from None
+            raise error_from_problem(exc.status, exc.problem) from None
 
 
 def _emit(ctx: typer.Context, data: dict[str, Any], keys: list[str]) -> None:

@@ -6,16 +6,10 @@ from typing import Any
 
 import typer
 
+from lockbox.cli.http_backend import error_from_problem
 from lockbox.domain import errors
 from lockbox.domain.roles import Principal
 from lockbox.service.app import Lockbox
-
-_STATUS_ERRORS: dict[int, type[errors.LockboxError]] = {
-    401: errors.AuthenticationFailed,
-    403: errors.PermissionDenied,
-    404: errors.NotFound,
-    409: errors.Conflict,
-}
 
 
 def root(ctx: typer.Context) -> Any:
@@ -48,10 +42,8 @@ def api(ctx: typer.Context, method: str, path: str, **kwargs: Any) -> Any:
     )
     if response.status_code >= 400:
         try:
-            detail = str(response.json().get("detail") or response.text)
+            body = response.json()
         except ValueError:
-            detail = response.text or f"HTTP {response.status_code}"
-        if response.status_code in (400, 422):
-            raise errors.ValidationError("request", detail)
-        raise _STATUS_ERRORS.get(response.status_code, errors.LockboxError)(detail)
+            body = {"detail": response.text or f"HTTP {response.status_code}"}
+        raise error_from_problem(response.status_code, body)
     return response.json() if response.content else None
