@@ -11,7 +11,7 @@ once, which makes every token it signed fail verification.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +30,7 @@ from lockbox.store import tables as t
 class SigningKey:
     kid: str
     algorithm: str
-    private_pem: str
+    private_pem: str = field(repr=False)  # never in a log line or traceback
     public_jwk: dict[str, Any]
     created_at: datetime
     retired_at: datetime | None = None

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lockbox.domain import errors
@@ -117,6 +118,21 @@ def install(app: FastAPI) -> None:
             str(exc.detail) if exc.status_code != 404 else "Not found",
             str(exc.detail),
             headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _busy(_request: Request, exc: OperationalError) -> JSONResponse:
+        # SQLite waits busy_timeout for a writer's lock; when that runs out the database is
+        # overloaded, not broken: answer 503 with Retry-After (nothing was written), not 500.
+        if "database is locked" not in str(exc.orig) and "database is busy" not in str(exc.orig):
+            return await _unexpected(_request, exc)
+        log.warning("database busy: %s", type(exc.orig).__name__)
+        return problem(
+            503,
+            "database_busy",
+            "Service busy",
+            "the database is busy with other writes; nothing was changed, try again",
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)

@@ -111,11 +111,13 @@ def revoke_token(app: Lockbox, actor: Principal, token_id: str) -> TokenRow:
                 authorize(actor, Intent.TOKEN_MANAGE, kind="user", tenant_id=owner.tenant_id)
             except NotFound:
                 raise NotFound("token not found") from None  # as if it did not exist
-        store.revoke(tx.conn, row.id, tx.now)
+        # Audit only the call that revoked it: on PostgreSQL concurrent revocations all read
+        # ``revoked_at`` as unset, but only one UPDATE matches ``revoked_at IS NULL``.
+        revoked_now = store.revoke(tx.conn, row.id, tx.now)
         refreshed = store.by_id(tx.conn, row.id)
         assert refreshed is not None
         holder = repo.get_user(tx.conn, row.user_id)
-        if holder is not None and holder.tenant_id and row.revoked_at is None:
+        if holder is not None and holder.tenant_id and revoked_now:
             tx.audit(
                 tenant_id=holder.tenant_id,
                 actor=actor,

@@ -179,7 +179,8 @@ def delete_webhook(app: Lockbox, actor: Principal, webhook_id: str) -> WebhookRo
     """Remove an endpoint; deliveries still queued for it are skipped."""
     with app.tx() as tx:
         hook = _load(tx, actor, webhook_id)
-        store.delete_webhook(tx.conn, hook.id)
+        if not store.delete_webhook(tx.conn, hook.id):
+            raise NotFound("webhook not found")  # a concurrent delete won (PostgreSQL)
         if hook.tenant_id is not None:
             tx.audit(
                 tenant_id=hook.tenant_id,

@@ -44,7 +44,9 @@ class Database:
         self.url = normalise_url(url or default_url())
         parsed = make_url(self.url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        # hide_parameters: a database error's message (logged with every unexpected 500 and
+        # by the worker) must not carry the bound values: webhook secrets, password hashes.
+        kwargs: dict[str, Any] = {"echo": echo, "future": True, "hide_parameters": True}
         if self.is_sqlite:
             database = parsed.database or ""
             if database and database != ":memory:":

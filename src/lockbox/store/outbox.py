@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -249,7 +249,7 @@ class WebhookRow:
     id: str
     tenant_id: str | None
     url: str
-    secret: str
+    secret: str = field(repr=False)  # never in a log line or traceback
     events: list[str]
     active: bool
     created_at: datetime

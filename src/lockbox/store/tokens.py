@@ -68,12 +68,14 @@ def for_user(conn: Connection, user_id: str) -> list[TokenRow]:
     return [_row(r) for r in rows]
 
 
-def revoke(conn: Connection, token_id: str, at: datetime) -> None:
-    conn.execute(
+def revoke(conn: Connection, token_id: str, at: datetime) -> bool:
+    """Revoke a live token; True only for the call that revoked it (concurrent ones: False)."""
+    result = conn.execute(
         update(t.api_tokens)
         .where(t.api_tokens.c.id == token_id, t.api_tokens.c.revoked_at.is_(None))
         .values(revoked_at=at)
     )
+    return result.rowcount == 1
 
 
 def touch(conn: Connection, token_id: str, at: datetime) -> None:
