@@ -17,7 +17,7 @@ from lockbox.domain import text
 from lockbox.domain.errors import AuthenticationFailed, NotFound, ValidationError
 from lockbox.domain.ids import new_id
 from lockbox.domain.permissions import Intent, authorize
-from lockbox.domain.roles import Principal
+from lockbox.domain.roles import ActorKind, Principal
 from lockbox.service.app import Lockbox
 from lockbox.service.users import load_user
 from lockbox.store import repositories as repo
@@ -52,9 +52,7 @@ def create_token(
 ) -> IssuedToken:
     clean_name = text.required_text(name, "name", max_len=text.NAME_MAX, multiline=False)
     with app.tx() as tx:
-        owner = load_user(tx, actor, user or actor.id, Intent.TOKEN_MANAGE)
-        if owner.id != actor.id:
-            authorize(actor, Intent.TOKEN_MANAGE, kind="token", tenant_id=owner.tenant_id)
+        owner = load_user(tx, actor, _owner_ref(actor, user), Intent.TOKEN_MANAGE)
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 raise ValidationError("expires_at", "must include a time zone")
@@ -92,10 +90,15 @@ def create_token(
 
 def list_tokens(app: Lockbox, actor: Principal, user: str | None = None) -> list[TokenRow]:
     with app.read() as tx:
-        owner = load_user(tx, actor, user or actor.id, Intent.TOKEN_MANAGE)
-        if owner.id != actor.id:
-            authorize(actor, Intent.TOKEN_MANAGE, kind="token", tenant_id=owner.tenant_id)
+        owner = load_user(tx, actor, _owner_ref(actor, user), Intent.TOKEN_MANAGE)
         return store.for_user(tx.conn, owner.id)
+
+
+def _owner_ref(actor: Principal, user: str | None) -> str:
+    """Whose tokens: the named user, else the caller (who must then be a real user)."""
+    if user is None and actor.kind is not ActorKind.USER:
+        raise ValidationError("user", "name the user whose tokens these are (--user)")
+    return user or actor.id
 
 
 def revoke_token(app: Lockbox, actor: Principal, token_id: str) -> TokenRow:

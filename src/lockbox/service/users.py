@@ -106,6 +106,7 @@ def set_roles(app: Lockbox, actor: Principal, user_ref: str, roles: list[str]) -
     parsed = parse_roles(roles)
     with app.tx() as tx:
         user = load_user(tx, actor, user_ref, Intent.USER_MANAGE)
+        # load_user lets anyone read themselves; changing one's own roles needs the right too.
         authorize(actor, Intent.USER_MANAGE, kind="user", tenant_id=user.tenant_id)
         if parsed and side_of(parsed) is not user.side:
             raise ValidationError("roles", f"a {user.side.value} user cannot hold these roles")
@@ -128,6 +129,7 @@ def set_roles(app: Lockbox, actor: Principal, user_ref: str, roles: list[str]) -
 def set_active(app: Lockbox, actor: Principal, user_ref: str, active: bool) -> User:
     with app.tx() as tx:
         user = load_user(tx, actor, user_ref, Intent.USER_MANAGE)
+        # As above: (de)activating oneself is user management too.
         authorize(actor, Intent.USER_MANAGE, kind="user", tenant_id=user.tenant_id)
         repo.set_user_active(tx.conn, user.id, active)
         if user.tenant_id:
