@@ -165,3 +165,15 @@ def test_operator_is_a_provider_admin_not_an_approver() -> None:
     assert allows(op, Intent.TOKEN_MANAGE, CONTOSO)  # onboarding: first customer credentials
     assert not allows(op, Intent.REQUEST_DECIDE, CONTOSO)
     assert not allows(op, Intent.POLICY_CHANGE, CONTOSO)
+
+
+def test_list_scope() -> None:
+    from lockbox.domain.permissions import list_scope
+
+    manager, approver = principal(Role.MANAGER), principal(Role.APPROVER)
+    assert list_scope(manager, Intent.CASE_VIEW) == (True, None)  # every tenant
+    assert list_scope(manager, Intent.CASE_VIEW, "ten_x") == (True, "ten_x")
+    assert list_scope(approver, Intent.CASE_VIEW) == (True, CONTOSO)  # own tenant only
+    assert list_scope(approver, Intent.CASE_VIEW, CONTOSO) == (True, CONTOSO)
+    assert list_scope(approver, Intent.CASE_VIEW, "ten_other") == (False, None)
+    assert list_scope(approver, Intent.AUDIT_READ) == (False, None)  # no grant at all

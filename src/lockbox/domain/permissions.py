@@ -227,3 +227,20 @@ def visible_tenant_filter(principal: Principal, intent: Intent) -> tuple[bool, s
     if Scope.OWN_TENANT in granted and principal.side is Side.CUSTOMER:
         return False, principal.tenant_id
     return False, None
+
+
+def list_scope(
+    principal: Principal, intent: Intent, requested: str | None = None
+) -> tuple[bool, str | None]:
+    """What a list query may return: ``(anything visible?, tenant to filter by)``.
+
+    ``requested`` is a tenant the caller asked for (already resolved); a filter
+    tenant of None means "every tenant". A customer asking for another tenant
+    sees nothing, exactly as if that tenant had nothing.
+    """
+    any_tenant, only = visible_tenant_filter(principal, intent)
+    if any_tenant:
+        return True, requested
+    if only is None or (requested is not None and requested != only):
+        return False, None
+    return True, only

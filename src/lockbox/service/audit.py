@@ -11,7 +11,7 @@ from datetime import datetime
 from lockbox.domain.audit import AuditRecord, ChainReport, format_time, verify_chain
 from lockbox.domain.errors import ValidationError
 from lockbox.domain.instants import optional_utc_instant
-from lockbox.domain.permissions import Intent, visible_tenant_filter
+from lockbox.domain.permissions import Intent, list_scope
 from lockbox.domain.roles import Principal
 from lockbox.service.app import Lockbox
 from lockbox.service.tenants import load_tenant
@@ -119,11 +119,8 @@ def verify(app: Lockbox, actor: Principal, tenant: str | None = None) -> list[Ch
         if tenant is not None:
             tenant_ids = [load_tenant(tx, actor, tenant, Intent.AUDIT_VERIFY).id]
         else:
-            any_tenant, only = visible_tenant_filter(actor, Intent.AUDIT_VERIFY)
-            if any_tenant:
-                tenant_ids = [t.id for t in repo.list_tenants(tx.conn)]
-            else:
-                tenant_ids = [only] if only else []
+            visible, only = list_scope(actor, Intent.AUDIT_VERIFY)
+            tenant_ids = [t.id for t in repo.list_tenants(tx.conn, only)] if visible else []
         reports = []
         for tenant_id in tenant_ids:
             reports.append(

@@ -7,7 +7,7 @@ from lockbox.domain import text
 from lockbox.domain.case import CaseStatus, SupportCase
 from lockbox.domain.errors import NotFound, ValidationError
 from lockbox.domain.ids import new_id
-from lockbox.domain.permissions import Intent, allows, authorize, visible_tenant_filter
+from lockbox.domain.permissions import Intent, allows, authorize, list_scope
 from lockbox.domain.roles import Principal
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.tenants import load_tenant
@@ -79,13 +79,11 @@ def list_cases(
         wanted = CaseStatus(status) if status else None
     except ValueError:
         raise ValidationError("status", "must be 'open' or 'closed'") from None
-    any_tenant, only = visible_tenant_filter(actor, Intent.CASE_VIEW)
     with app.read() as tx:
-        tenant_id = load_tenant(tx, actor, tenant).id if tenant else None
-        if not any_tenant:
-            if only is None or (tenant_id is not None and tenant_id != only):
-                return []
-            tenant_id = only
+        requested = load_tenant(tx, actor, tenant).id if tenant else None
+        visible, tenant_id = list_scope(actor, Intent.CASE_VIEW, requested)
+        if not visible:
+            return []
         return repo.list_cases(tx.conn, tenant_id=tenant_id, status=wanted)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from lockbox.domain.errors import AlreadyExists, NotFound
 from lockbox.domain.ids import new_id
-from lockbox.domain.permissions import Intent, authorize, visible_tenant_filter
+from lockbox.domain.permissions import Intent, authorize, list_scope
 from lockbox.domain.policy import LockboxPolicy
 from lockbox.domain.roles import Principal
 from lockbox.domain.tenant import Tenant, validate_slug
@@ -63,11 +63,11 @@ def get_policy(app: Lockbox, actor: Principal, ref: str) -> Tenant:
 
 
 def list_tenants(app: Lockbox, actor: Principal) -> list[Tenant]:
-    any_tenant, only = visible_tenant_filter(actor, Intent.TENANT_VIEW)
-    if not any_tenant and only is None:
+    visible, tenant_id = list_scope(actor, Intent.TENANT_VIEW)
+    if not visible:
         return []
     with app.read() as tx:
-        return repo.list_tenants(tx.conn, None if any_tenant else only)
+        return repo.list_tenants(tx.conn, tenant_id)
 
 
 def change_policy(

@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from lockbox.domain import text
 from lockbox.domain.errors import AlreadyExists, AuthenticationFailed, NotFound, ValidationError
 from lockbox.domain.ids import new_id
-from lockbox.domain.permissions import Intent, authorize, visible_tenant_filter
+from lockbox.domain.permissions import Intent, authorize, list_scope
 from lockbox.domain.policy import validate_email
 from lockbox.domain.roles import Principal
 from lockbox.domain.user import User, check_roles, parse_roles, side_of
@@ -88,18 +88,12 @@ def get_user(app: Lockbox, actor: Principal, ref: str) -> User:
 
 
 def list_users(app: Lockbox, actor: Principal, *, tenant: str | None = None) -> list[User]:
-    any_tenant, only = visible_tenant_filter(actor, Intent.USER_VIEW)
     with app.read() as tx:
-        if tenant is not None:
-            tenant_id = load_tenant(tx, actor, tenant).id
-            if not any_tenant and tenant_id != only:
-                return []
-            return repo.list_users(tx.conn, tenant_id=tenant_id)
-        if any_tenant:
-            return repo.list_users(tx.conn)
-        if only is not None:
-            return repo.list_users(tx.conn, tenant_id=only)
-        return []
+        requested = load_tenant(tx, actor, tenant).id if tenant is not None else None
+        visible, tenant_id = list_scope(actor, Intent.USER_VIEW, requested)
+        if not visible:
+            return []
+        return repo.list_users(tx.conn, tenant_id=tenant_id)
 
 
 def set_roles(app: Lockbox, actor: Principal, user_ref: str, roles: list[str]) -> User:
