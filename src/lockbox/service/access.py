@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from lockbox.access import keys as keystore
 from lockbox.access import tokens as jwt_tokens
+from lockbox.access.keys import jwks as jwk_set
 from lockbox.config import Settings, get_settings
 from lockbox.domain import text
 from lockbox.domain.errors import InvalidTransition, ValidationError
@@ -34,6 +34,7 @@ from lockbox.domain.roles import Principal, Role
 from lockbox.service import notifications
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.requests import load_request
+from lockbox.store import keys as keystore
 from lockbox.store import repositories as repo
 
 #: Reasons a check answers with, allowed or not. Allowed: ``approved`` (the customer
@@ -140,7 +141,7 @@ def jwks(app: Lockbox) -> dict[str, Any]:
     """The public JWK Set; creates the first signing key if there is none yet."""
     ensure_signing_key(app)
     with app.read() as tx:
-        return keystore.jwks(keystore.published_keys(tx.conn, tx.now))
+        return jwk_set(keystore.published_keys(tx.conn, tx.now))
 
 
 def list_keys(app: Lockbox, actor: Principal) -> list[dict[str, Any]]:
