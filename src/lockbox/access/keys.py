@@ -1,4 +1,6 @@
-"""Ed25519 signing keys for access tokens: generate, store, rotate, retire, publish.
+"""Ed25519 signing keys for access tokens: their material and public JWK form.
+
+Storage, rotation and retirement of the rows are in :mod:`lockbox.store.keys`.
 
 Exactly one key signs at a time (the newest one that is not retired). Rotation
 adds a new key and retires the previous ones *for signing* while keeping them
