@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lockbox.api.deps import LockboxDep, PrincipalDep
 from lockbox.api.params import ID, LINE, WebhookId, ref_query
-from lockbox.config import get_settings
 from lockbox.service import webhooks
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -46,7 +45,6 @@ def create_webhook(
         url=body.url,
         events=body.events,
         tenant=body.tenant,
-        allow_http_loopback=get_settings().webhook_allow_http_loopback,
     )
     return {**webhooks.view(created.row), "secret": created.secret}
 

@@ -40,7 +40,6 @@ def webhook_create(
         body = {"url": url, "tenant": tenant, "events": event or ["*"]}
         data = api(ctx, "POST", "/v1/webhooks", json=body)
     else:
-        from lockbox.config import get_settings
         from lockbox.service import webhooks
 
         lockbox, actor = local(ctx)
@@ -50,7 +49,6 @@ def webhook_create(
             url=url,
             events=event,
             tenant=tenant,
-            allow_http_loopback=get_settings().webhook_allow_http_loopback,
         )
         data = {**webhooks.view(created.row), "secret": created.secret}
     _emit(ctx, data)

@@ -21,6 +21,7 @@ from lockbox.domain.request import Change
 from lockbox.domain.roles import Principal
 from lockbox.domain.tenant import Tenant
 from lockbox.domain.user import User
+from lockbox.service import notifications
 from lockbox.store import repositories as repo
 from lockbox.store.db import Database
 
@@ -118,8 +119,6 @@ class Tx:
 
     def record(self, change: Change) -> AuditRecord:
         """Audit a request transition and queue its notifications, in this transaction."""
-        from lockbox.service import notifications
-
         details = dict(change.details)
         details["from"] = change.source.value if change.source else None
         details["to"] = change.target.value

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from lockbox.domain.errors import AlreadyExists, NotFound
+from lockbox.domain.errors import AlreadyExists, Conflict, NotFound
 from lockbox.domain.ids import new_id
 from lockbox.domain.permissions import Intent, authorize, list_scope
 from lockbox.domain.policy import LockboxPolicy
 from lockbox.domain.roles import Principal
 from lockbox.domain.tenant import Tenant, validate_slug
 from lockbox.service.app import Lockbox, Tx
+from lockbox.service.notifications import plan_webhooks
 from lockbox.store import repositories as repo
 
 
@@ -82,23 +84,17 @@ def change_policy(
     with app.tx() as tx:
         tenant = load_tenant(tx, actor, tenant_ref, Intent.POLICY_CHANGE)
         if expected_version is not None and expected_version != tenant.version:
-            from lockbox.domain.errors import Conflict
-
             raise Conflict("the policy changed since you read it; reload and try again")
         new_policy = tenant.policy.with_changes(**changes)
         before, after = tenant.policy.as_dict(), new_policy.as_dict()
         diff = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
         if not diff:
             return tenant
-        from dataclasses import replace
-
         updated = replace(tenant, policy=new_policy, version=tenant.version + 1)
         repo.update_tenant(tx.conn, updated, tenant.version)
         tx.audit(
             tenant_id=tenant.id, actor=actor, operation="policy.changed", details={"changes": diff}
         )
-        from lockbox.service.notifications import plan_webhooks
-
         plan_webhooks(
             tx, "policy.changed", tenant.id, None, {"tenant_id": tenant.id, "changes": diff}
         )

@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from lockbox.config import get_settings
 from lockbox.domain.errors import NotFound, PermissionDenied, ValidationError
 from lockbox.domain.ids import new_id
 from lockbox.domain.lifecycle import Event
@@ -120,8 +121,11 @@ def register(
     url: object,
     events: object = None,
     tenant: str | None = None,
-    allow_http_loopback: bool = False,
+    allow_http_loopback: bool | None = None,
 ) -> RegisteredWebhook:
+    """Register an endpoint; ``allow_http_loopback`` defaults to the deployment's setting."""
+    if allow_http_loopback is None:
+        allow_http_loopback = get_settings().webhook_allow_http_loopback
     clean_url = check_url(url, allow_http_loopback=allow_http_loopback)
     clean_events = check_events(events)
     secret = new_secret()
