@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
@@ -130,6 +130,12 @@ class World:
         return users.create_user(
             self.app, Principal.operator(), email=email, roles=roles, tenant=tenant
         ).principal()
+
+
+#: The names of every principal a World holds, in declaration order.
+PRINCIPAL_NAMES: tuple[str, ...] = tuple(
+    f.name for f in fields(World) if f.type in ("Principal", Principal)
+)
 
 
 def make_world(app: Lockbox, clock: ManualClock) -> World:

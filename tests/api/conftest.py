@@ -14,7 +14,7 @@ from lockbox.api.app import create_app
 from lockbox.domain.roles import Principal
 from lockbox.service import tokens
 from lockbox.service.app import Lockbox
-from tests.conftest import World
+from tests.conftest import PRINCIPAL_NAMES, World
 
 
 def token_for(app: Lockbox, principal: Principal, name: str = "test") -> str:
@@ -43,21 +43,7 @@ class Api:
         return self.client.request(method, url, headers=headers, **kw)
 
 
-PRINCIPALS = (
-    "engineer",
-    "engineer2",
-    "manager",
-    "manager2",
-    "provider_admin",
-    "service",
-    "contoso_admin",
-    "contoso_approver",
-    "contoso_approver2",
-    "contoso_auditor",
-    "fabrikam_admin",
-    "fabrikam_approver",
-    "fabrikam_auditor",
-)
+PRINCIPALS = PRINCIPAL_NAMES
 
 
 @pytest.fixture

@@ -321,3 +321,17 @@ def test_docs_lifecycle_command_matches_code(cli: Cli) -> None:
     from lockbox.domain.lifecycle import render_document
 
     assert cli("docs", "lifecycle").out == render_document().rstrip("\n") + "\n"
+
+
+def test_request_list_since_takes_dates_and_durations(cli: Cli) -> None:
+    """A date without a zone means UTC; a duration means that long ago; garbage is exit 2."""
+    bootstrap(cli)
+    _case, req = open_and_submit(cli)
+    ids = lambda *extra: [  # noqa: E731
+        r["id"] for r in cli.json("request", "list", *extra, as_=ENGINEER)["items"]
+    ]
+    assert ids("--since", "2000-01-01") == [req]
+    assert ids("--since", "1h") == [req]
+    assert ids("--since", "2999-01-01T00:00:00Z") == []
+    result = cli("request", "list", "--since", "yesterday", as_=ENGINEER, expect=2)
+    assert "since" in _one_line_error(result)

@@ -49,25 +49,11 @@ from lockbox.service.app import Lockbox
 from lockbox.store import repositories as repo
 from lockbox.store import tables as t
 from lockbox.store.db import Database, upgrade
-from tests.conftest import make_world
+from tests.conftest import PRINCIPAL_NAMES, make_world
 
 START = ManualClock().now()
 OPEN = (State.PENDING_REVIEW, State.PENDING_APPROVAL, State.APPROVED)
-ACTORS = [
-    "engineer",
-    "engineer2",
-    "manager",
-    "manager2",
-    "provider_admin",
-    "service",
-    "contoso_admin",
-    "contoso_approver",
-    "contoso_approver2",
-    "contoso_auditor",
-    "fabrikam_admin",
-    "fabrikam_approver",
-    "fabrikam_auditor",
-]
+ACTORS = list(PRINCIPAL_NAMES)
 RESOURCES = [
     ["exchange/mailbox/alice@contoso.com"],
     ["exchange/mailbox/*"],

@@ -27,10 +27,10 @@ from lockbox.config import Settings, get_settings
 from lockbox.domain import text
 from lockbox.domain.errors import InvalidTransition, ValidationError
 from lockbox.domain.lifecycle import State
-from lockbox.domain.permissions import Intent, authorize
+from lockbox.domain.permissions import Intent, allows, authorize
 from lockbox.domain.request import AccessRequest, DenyReason, check_access
 from lockbox.domain.resources import Action, in_scope, validate_resource
-from lockbox.domain.roles import Principal, Role
+from lockbox.domain.roles import Principal
 from lockbox.service import notifications
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.requests import load_request
@@ -208,7 +208,7 @@ def issue_token(
                 "access is granted",
                 state=state.value,
             )
-        tenant = repo.get_tenant(tx.conn, request.tenant_id)
+        tenant = tx.tenant(request.tenant_id)
         assert tenant is not None
         key = keystore.ensure_key(tx.conn, tx.now)
         minted = jwt_tokens.mint(
@@ -331,17 +331,29 @@ def _check(
     if request_id is not None:
         named = repo.get_request(tx.conn, request_id)
         mine = named and named.tenant_id == tenant_obj.id and named.requester_id == user.id
-        candidates = [named] if named and mine else []
+        verdict = decide([named] if named and mine else [], user.id, resource, action, tx.now)
     else:
-        flt = repo.RequestFilter(tenant_id=tenant_obj.id, requester_id=user.id)
-        recent, _cursor = repo.list_requests(tx.conn, flt, now=tx.now, limit=_RECENT, cursor=None)
+        # Every request that can allow is active, so the common (allowed) answer needs
+        # only the active ones; recent history is read only to explain a denial.
         active = repo.active_requests_for(
             tx.conn, tenant_id=tenant_obj.id, requester_id=user.id, now=tx.now
         )
-        seen = {r.id for r in recent}
-        candidates = recent + [r for r in active if r.id not in seen]
-    allowed, reason, request = decide(candidates, user.id, resource, action, tx.now)
-    if allowed and (not user.active or not user.principal().has(Role.ENGINEER)):
+        verdict = decide(active, user.id, resource, action, tx.now)
+        if not verdict[0]:
+            flt = repo.RequestFilter(tenant_id=tenant_obj.id, requester_id=user.id)
+            recent, _ = repo.list_requests(tx.conn, flt, now=tx.now, limit=_RECENT, cursor=None)
+            seen = {r.id for r in recent}
+            candidates = recent + [r for r in active if r.id not in seen]
+            verdict = decide(candidates, user.id, resource, action, tx.now)
+    allowed, reason, request = verdict
+    # Only a user who may still use grants (active, still an engineer) is allowed.
+    if (
+        allowed
+        and request
+        and not allows(
+            user.principal(), Intent.ACCESS_TOKEN, request.tenant_id, owner_id=request.requester_id
+        )
+    ):
         allowed, reason = False, DENY_USER_INACTIVE
     state = request.effective_state(tx.now) if request else None
     return CheckResult(allowed, reason, request, tx.now, state), tenant_obj.id, user.id
