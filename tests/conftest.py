@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from lockbox.clock import ManualClock
 from lockbox.domain.roles import Principal
-from lockbox.service import tenants, users
+from lockbox.service import resource_services, tenants, users
 from lockbox.service.app import Lockbox
 from lockbox.store.db import Database, upgrade
 from lockbox.store.tables import metadata
@@ -140,13 +140,17 @@ PRINCIPAL_NAMES: tuple[str, ...] = tuple(
 
 def make_world(app: Lockbox, clock: ManualClock) -> World:
     op = Principal.operator()
-    contoso = tenants.create_tenant(app, op, slug="contoso", name="Contoso Ltd").id
-    fabrikam = tenants.create_tenant(app, op, slug="fabrikam", name="Fabrikam Inc").id
+    contoso = tenants.create_tenant(
+        app, op, slug="contoso", name="Contoso Ltd", email_domains=["contoso.test"]
+    ).id
+    fabrikam = tenants.create_tenant(
+        app, op, slug="fabrikam", name="Fabrikam Inc", email_domains=["fabrikam.test"]
+    ).id
 
     def mk(email: str, roles: list[str], tenant: str | None = None) -> Principal:
         return users.create_user(app, op, email=email, roles=roles, tenant=tenant).principal()
 
-    return World(
+    world = World(
         app=app,
         clock=clock,
         contoso=contoso,
@@ -165,6 +169,12 @@ def make_world(app: Lockbox, clock: ManualClock) -> World:
         fabrikam_approver=mk("fred@fabrikam.test", ["approver"], "fabrikam"),
         fabrikam_auditor=mk("finn@fabrikam.test", ["auditor"], "fabrikam"),
     )
+    # The mail store serves both tenants and (for the many tests that invent resource
+    # names) every resource; tests of narrower registrations set their own.
+    resource_services.register(
+        app, op, world.service.id, tenants="*", prefixes=["*"], audience="lockbox-resource"
+    )
+    return world
 
 
 @pytest.fixture

@@ -10,18 +10,19 @@ from sqlalchemy import select
 
 from lockbox.domain.errors import InvalidTransition, NotFound, PermissionDenied, ValidationError
 from lockbox.sdk.verify import TokenError, TokenVerifier
-from lockbox.service import access, audit, requests, tenants, users
+from lockbox.service import access, access_reports, audit, requests, tenants, users
 from lockbox.service.access import TokenConfig
 from lockbox.store import tables as t
 from tests.access.helpers import ALICE, BOB, approved, submit
 from tests.conftest import World
 
-CFG = TokenConfig(issuer="lockbox", audience="mailstore", ttl=timedelta(minutes=5))
+AUDIENCE = "lockbox-resource"  # the audience the World registers for its mail store
+CFG = TokenConfig(issuer="lockbox", audience=AUDIENCE, ttl=timedelta(minutes=5))
 
 
 def verifier(world: World, **kw: Any) -> TokenVerifier:
     return TokenVerifier(
-        audience="mailstore",
+        audience=AUDIENCE,
         fetch_jwks=lambda: access.jwks(world.app),
         clock=world.clock.now,
         **kw,
@@ -246,7 +247,7 @@ def test_only_resource_services_check_and_report(world: World) -> None:
                 action="read",
             )
         with pytest.raises(PermissionDenied):
-            access.report_events(
+            access_reports.report_events(
                 world.app, who, [{"request_id": req.id, "action": "read", "resource": ALICE}]
             )
 
@@ -266,7 +267,7 @@ def test_check_validates_input(world: World) -> None:
 def test_reports_become_audit_events_and_first_use_notifies_once(world: World) -> None:
     req = approved(world)
     event = {"request_id": req.id, "action": "read", "resource": ALICE, "detail": "listed inbox"}
-    first = access.report_events(world.app, world.service, [event, event])
+    first = access_reports.report_events(world.app, world.service, [event, event]).recorded
     assert [r.first_use for r in first] == [True, False]
     assert all(r.flag is None for r in first)
     records = list(audit.query(world.app, world.contoso_auditor, "contoso")[0])
@@ -281,7 +282,7 @@ def test_reports_become_audit_events_and_first_use_notifies_once(world: World) -
             select(t.outbox.c.recipient).where(t.outbox.c.topic == "first_use")
         ).all()
     assert [r.recipient for r in first_use] == ["paula@contoso.test"]
-    access.report_events(world.app, world.service, [event])
+    access_reports.report_events(world.app, world.service, [event])
     with world.app.read() as tx:
         count = tx.conn.execute(select(t.outbox.c.id).where(t.outbox.c.topic == "first_use")).all()
     assert len(count) == 1
@@ -292,17 +293,17 @@ def test_reports_become_audit_events_and_first_use_notifies_once(world: World) -
 def test_reports_for_inactive_requests_are_recorded_and_flagged(world: World) -> None:
     req = approved(world)
     requests.close_request(world.app, world.engineer, req.id)
-    recorded = access.report_events(
+    recorded = access_reports.report_events(
         world.app,
         world.service,
         [
             {"request_id": req.id, "action": "write", "resource": ALICE},
         ],
-    )
+    ).recorded
     assert recorded[0].flag == "request_not_active"
     assert not recorded[0].first_use
     req2 = approved(world)
-    out = access.report_events(
+    out = access_reports.report_events(
         world.app,
         world.service,
         [
@@ -315,7 +316,7 @@ def test_reports_for_inactive_requests_are_recorded_and_flagged(world: World) ->
                 "engineer": "eddie@provider.test",
             },
         ],
-    )
+    ).recorded
     assert [r.flag for r in out] == ["out_of_scope", "level_too_low", "not_requester"]
     writes = [
         r
@@ -326,20 +327,23 @@ def test_reports_for_inactive_requests_are_recorded_and_flagged(world: World) ->
     assert writes[0].details["request_state"] == "closed"
 
 
-def test_a_bad_report_records_nothing(world: World) -> None:
+def test_a_bad_event_is_rejected_alone_and_the_rest_recorded(world: World) -> None:
     req = approved(world)
     before = len(ops(world))
-    with pytest.raises(ValidationError) as err:
-        access.report_events(
-            world.app,
-            world.service,
-            [
-                {"request_id": req.id, "action": "read", "resource": ALICE},
-                {"request_id": "req_nope", "action": "read", "resource": ALICE},
-            ],
-        )
-    assert err.value.field == "events[1].request_id"
-    assert len(ops(world)) == before
+    result = access_reports.report_events(
+        world.app,
+        world.service,
+        [
+            {"request_id": req.id, "action": "read", "resource": ALICE},
+            {"request_id": "req_nope", "action": "read", "resource": ALICE},
+            {"request_id": req.id, "action": "read", "resource": BOB, "detail": "kept"},
+        ],
+    )
+    assert [r.index for r in result.recorded] == [0, 2]
+    assert [(r.index, r.field, r.message) for r in result.rejected] == [
+        (1, "events[1].request_id", "no such access request")
+    ]
+    assert len(ops(world)) == before + 2
     for bad, field in (
         ({"request_id": req.id, "action": "erase", "resource": ALICE}, "events[0].action"),
         ({"request_id": req.id, "action": "read", "resource": "a/*"}, "events[0].resource"),
@@ -347,9 +351,38 @@ def test_a_bad_report_records_nothing(world: World) -> None:
             {"request_id": req.id, "action": "read", "resource": ALICE, "outcome": "meh"},
             "events[0].outcome",
         ),
+        (
+            {
+                "request_id": req.id,
+                "action": "read",
+                "resource": ALICE,
+                "occurred_at": "2026-01-05T09:00:00",
+            },
+            "events[0].occurred_at",
+        ),
+        (
+            {
+                "request_id": req.id,
+                "action": "read",
+                "resource": ALICE,
+                "occurred_at": "0001-01-01T00:00:00Z",
+            },
+            "events[0].occurred_at",
+        ),
+        (
+            {
+                "request_id": req.id,
+                "action": "read",
+                "resource": ALICE,
+                "occurred_at": "9999-12-31T23:59:59Z",
+            },
+            "events[0].occurred_at",
+        ),
+        ({"action": "read", "resource": ALICE}, "events[0].tenant"),
     ):
-        with pytest.raises(ValidationError) as err:
-            access.report_events(world.app, world.service, [bad])
-        assert err.value.field == field
+        result = access_reports.report_events(world.app, world.service, [bad])
+        assert result.recorded == []
+        assert [r.field for r in result.rejected] == [field], bad
+    assert len(ops(world)) == before + 2
     with pytest.raises(ValidationError):
-        access.report_events(world.app, world.service, [])
+        access_reports.report_events(world.app, world.service, [])

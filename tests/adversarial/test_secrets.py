@@ -30,7 +30,15 @@ from tests.conftest import World
 SMTP_PASSWORD = "smtp-Pa55word-do-not-log-7Hq"
 USER_PASSWORD = "correct horse battery staple 42"
 SHORT_PASSWORD = "sh0rt-pw!"
-WHO = ("engineer", "manager", "contoso_admin", "contoso_approver", "contoso_auditor", "service")
+WHO = (
+    "engineer",
+    "manager",
+    "contoso_admin",
+    "contoso_approver",
+    "contoso_auditor",
+    "service",
+    "provider_admin",
+)
 
 
 def _closed_port() -> int:
@@ -111,6 +119,7 @@ def test_no_secret_reaches_logs_bodies_audit_outbox_or_listings(
     app = world.app
     issued = {w: tokens.create_token(app, getattr(world, w), name="s").secret for w in WHO}
     secrets: list[str] = [SMTP_PASSWORD, USER_PASSWORD, SHORT_PASSWORD, *issued.values()]
+    reset_codes: list[str] = []  # only in the e-mail to the user (and its queued payload)
     c = {w: server.client(s) for w, s in issued.items()}
     try:
         # API tokens: shown once at creation, never listed.
@@ -147,8 +156,8 @@ def test_no_secret_reaches_logs_bodies_audit_outbox_or_listings(
             assert r.status_code == 200
             _assert_clean(f"GET {url}", r.text, secrets)
 
-        # Passwords: never echoed, also not when refused.
-        user = c["contoso_admin"].post(
+        # Passwords: never echoed, also not when refused; an admin cannot choose one.
+        refused = c["contoso_admin"].post(
             "/v1/users",
             json={
                 "email": "pw@contoso.test",
@@ -157,8 +166,13 @@ def test_no_secret_reaches_logs_bodies_audit_outbox_or_listings(
                 "password": USER_PASSWORD,
             },
         )
+        assert refused.status_code == 403, refused.text
+        _assert_clean("a refused POST /v1/users", refused.text, secrets)
+        user = c["contoso_admin"].post(
+            "/v1/users",
+            json={"email": "pw@contoso.test", "roles": ["auditor"], "tenant": "contoso"},
+        )
         assert user.status_code == 201, user.text
-        _assert_clean("POST /v1/users", user.text, secrets)
         for bad in (SHORT_PASSWORD, SHORT_PASSWORD * 200):
             r = c["contoso_admin"].post(
                 "/v1/users",
@@ -166,6 +180,29 @@ def test_no_secret_reaches_logs_bodies_audit_outbox_or_listings(
             )
             assert r.status_code == 422, r.text
             _assert_clean("a 422 body", r.text, secrets)
+        # A reset: the one-time code goes to the user's e-mail and nowhere else.
+        started = c["contoso_admin"].post("/v1/users/pw@contoso.test/password-reset")
+        assert started.status_code == 202, started.text
+        with app.read() as tx:
+            code = str(
+                tx.conn.execute(
+                    select(t.outbox.c.payload).where(t.outbox.c.topic == "password_reset")
+                ).scalar_one()["secret_code"]
+            )
+        reset_codes.append(code)
+        _assert_clean("the reset answer", started.text, [*secrets, code])
+        for url in ("/v1/outbox", "/v1/outbox?status=pending"):
+            listing = c["provider_admin"].get(url)
+            assert listing.status_code == 200, listing.text
+            _assert_clean(f"GET {url}", listing.text, [*secrets, code])
+            for item in listing.json()["items"]:
+                one = c["provider_admin"].get(f"/v1/outbox/{item['id']}")
+                _assert_clean("GET /v1/outbox/{id}", one.text, [*secrets, code])
+        done = httpx.post(
+            f"{server.url}/v1/password-reset",
+            json={"email": "pw@contoso.test", "code": code, "new_password": USER_PASSWORD},
+        )
+        assert done.status_code == 204, done.text
 
         # A request through its lifecycle queues e-mails and webhook deliveries.
         rid = new_request(c["engineer"], c["manager"])
@@ -203,7 +240,7 @@ def test_no_secret_reaches_logs_bodies_audit_outbox_or_listings(
     )
     assert worker.returncode == 0, worker.stderr
     assert "outbox." in worker.stderr  # it did try (and logged it)
-    _assert_clean("the worker's logs", worker.stdout + worker.stderr, secrets)
+    _assert_clean("the worker's logs", worker.stdout + worker.stderr, [*secrets, *reset_codes])
 
     # Listings on the command line.
     for args in (
@@ -216,13 +253,15 @@ def test_no_secret_reaches_logs_bodies_audit_outbox_or_listings(
     ):
         out = subprocess.run([LOCKBOX, *args], env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, (args, out.stderr)
-        _assert_clean(f"lockbox {' '.join(args)}", out.stdout + out.stderr, secrets)
+        _assert_clean(
+            f"lockbox {' '.join(args)}", out.stdout + out.stderr, [*secrets, *reset_codes]
+        )
 
     # Stored audit details and outbox payloads, and the e-mails rendered from them.
     with app.read() as tx:
         audit = [str(r.details) for r in tx.conn.execute(select(t.audit_events.c.details))]
         rows = list(tx.conn.execute(select(t.outbox)).mappings())
-    _assert_clean("the audit log", "\n".join(audit), secrets)
+    _assert_clean("the audit log", "\n".join(audit), [*secrets, *reset_codes])
     assert rows
     _assert_clean("outbox payloads", "\n".join(json.dumps(r["payload"]) for r in rows), secrets)
     for row in rows:
@@ -240,7 +279,7 @@ def test_no_secret_reaches_logs_bodies_audit_outbox_or_listings(
     server.stop()
     log = server.log()
     assert "Uvicorn running" in log and '"GET /v1/tokens HTTP/1.1" 200' in log  # access log on
-    _assert_clean("the server's logs", log, secrets)
+    _assert_clean("the server's logs", log, [*secrets, *reset_codes])
     assert "Authorization" not in log and "Bearer" not in log
 
 

@@ -269,7 +269,12 @@ def _request_ep(
 
 
 def _create_user(ctx: Ctx, tenant_id: str, owner: str) -> Prepared:
-    body = {"email": f"new{ctx.n()}@x.test", "roles": ["auditor"], "tenant": tenant_id}
+    # An address at the tenant's own domain: tenant admins may add people only there.
+    body = {
+        "email": f"new{ctx.n()}@{ctx.slugs[tenant_id]}.test",
+        "roles": ["auditor"],
+        "tenant": tenant_id,
+    }
     return Prepared("POST", "/v1/users", body, tenant_id, None, {tenant_id: FAKE_TENANT})
 
 
@@ -331,6 +336,12 @@ def _submit(ctx: Ctx, tenant_id: str, owner: str) -> Prepared:
     )
 
 
+def _set_domains(ctx: Ctx, tenant_id: str, owner: str) -> Prepared:
+    body = {"email_domains": [f"{ctx.slugs[tenant_id]}.test", f"mail.{ctx.slugs[tenant_id]}.test"]}
+    url = f"/v1/tenants/{tenant_id}/domains"
+    return Prepared("PUT", url, body, tenant_id, owner, {tenant_id: FAKE_TENANT})
+
+
 def _filtered_list(path: str) -> Callable[[Ctx, str, str], Prepared]:
     def prepare(ctx: Ctx, tenant_id: str, owner: str) -> Prepared:
         return Prepared(
@@ -353,6 +364,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         json={"reminder_fraction": 0.3},
         mutating=True,
     ),
+    Endpoint("tenant.domains", _set_domains, (_V.TENANT_VIEW,), _V.TENANT_DOMAINS, mutating=True),
     _tenant_ep("audit.query", "GET", "/audit", (_V.TENANT_VIEW,), _V.AUDIT_READ),
     _tenant_ep("audit.export", "GET", "/audit/export?format=csv", (_V.TENANT_VIEW,), _V.AUDIT_READ),
     _tenant_ep("audit.verify", "GET", "/audit/verify", (_V.TENANT_VIEW,), _V.AUDIT_VERIFY),
@@ -363,8 +375,22 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     _user_ep("user.patch", "PATCH", "", _V.USER_MANAGE, json={"active": True}, mutating=True),
     Endpoint("token.list_for_user", _list_tokens, (_V.USER_VIEW,), _V.TOKEN_MANAGE),
+    # Nobody may create a credential another person can act with (the operator aside).
     Endpoint(
-        "token.create_for_user", _create_token, (_V.USER_VIEW,), _V.TOKEN_MANAGE, 201, mutating=True
+        "token.create_for_user",
+        _create_token,
+        (_V.USER_VIEW,),
+        _V.CREDENTIAL_ISSUE,
+        201,
+        mutating=True,
+    ),
+    _user_ep(
+        "user.password_reset",
+        "POST",
+        "/password-reset",
+        _V.USER_PASSWORD_RESET,
+        success=202,
+        mutating=True,
     ),
     Endpoint("token.revoke_other", _revoke_token, (_V.USER_VIEW,), _V.TOKEN_MANAGE, mutating=True),
     Endpoint("case.open", _open_case, (_V.TENANT_VIEW,), _V.CASE_OPEN, 201, mutating=True),

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from lockbox.domain.errors import AuthenticationFailed
-from lockbox.service import tokens, users
+from lockbox.domain.roles import Principal
+from lockbox.service import passwords, resource_services, tenants, tokens
 from lockbox.service.app import Lockbox
 from lockbox.service.seed import DEMO_USERS, seed_demo
 from tests.api.conftest import Api, auth
@@ -45,14 +46,18 @@ def test_token_lifecycle_over_http(api: Api) -> None:
     assert [a["operation"] for a in records] == ["token.created", "token.revoked"]
     assert secret not in audit.text
 
-    # Separation of duties: provider staff never obtain a customer's credentials, or they
-    # could approve on the customer's behalf; staff credentials are the provider admin's.
+    # Nobody creates a credential another person can act with: not provider staff for a
+    # customer, not the provider admin for staff, not a tenant admin for its own people.
+    for who, user in (
+        ("provider_admin", "paula@contoso.test"),
+        ("provider_admin", "erin@provider.test"),
+        ("contoso_admin", "paula@contoso.test"),
+    ):
+        r = api.call(who, "POST", "/v1/tokens", json={"user": user, "name": "x"})
+        assert r.status_code == 403, (who, user, r.text)
+        assert "created by their owner" in r.json()["detail"]
     r = api.call(
-        "provider_admin", "POST", "/v1/tokens", json={"user": "paula@contoso.test", "name": "x"}
-    )
-    assert r.status_code == 403
-    r = api.call(
-        "provider_admin",
+        "engineer",
         "POST",
         "/v1/tokens",
         json={"user": "erin@provider.test", "name": "ci", "expires_at": "2026-02-01T00:00:00Z"},
@@ -96,7 +101,15 @@ def test_seed_demo_is_idempotent(app: Lockbox) -> None:
         "tenant_admin", "approver", "auditor",
     }  # fmt: skip
     demo = DEMO_USERS[0]
-    assert users.verify_password(app, demo.email, demo.password).id == first.users[0].user_id
+    assert passwords.verify_password(app, demo.email, demo.password).id == first.users[0].user_id
+    # The demo mail store serves both demo tenants' mailboxes, under the default audience.
+    service = next(s for s in first.users if s.user.role == "resource_service")
+    registered = resource_services.get_registration(app, Principal.operator(), service.user_id)
+    assert registered.scope.prefixes == ("exchange/",)
+    assert registered.tenant_slugs == ("contoso", "fabrikam")
+    assert registered.scope.audience == "lockbox-resource"
+    tenant = tenants.get_tenant(app, Principal.operator(), "contoso")
+    assert tenant.email_domains == ("contoso.example",)
 
 
 def test_seed_demo_command_writes_tokens_file(app: Lockbox, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 
 from lockbox.clock import OffsetFileClock
 from lockbox.domain.roles import Principal
-from lockbox.service import tenants, tokens, users
+from lockbox.service import resource_services, tenants, tokens, users
 from lockbox.service.app import Lockbox
 from lockbox.store.db import Database, upgrade
 
@@ -111,6 +111,21 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
     engineer = mk("erin@provider.test", "engineer")
     service = mk("mailstore@provider.test", "resource_service")
+    # The mail store serves both tenants' mailboxes (and nothing else), under the default
+    # audience of access tokens.
+    resource_services.register(
+        lb,
+        op,
+        service.id,
+        tenants=["contoso", "fabrikam"],
+        prefixes=["exchange/"],
+        audience="lockbox-resource",
+    )
+    # A second service (a file store) with its own audience: its tokens must not open mail.
+    filestore = mk("filestore@provider.test", "resource_service")
+    resource_services.register(
+        lb, op, filestore.id, tenants="*", prefixes=["*"], audience="filestore"
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     environ = {

@@ -17,6 +17,7 @@ from lockbox.domain.errors import (
     SeparationOfDuties,
     ValidationError,
 )
+from lockbox.domain.instants import format_instant
 from lockbox.domain.lifecycle import State
 from lockbox.domain.roles import Principal
 from lockbox.service import cases, requests, sweeper
@@ -228,7 +229,7 @@ def test_deadline_at_the_instant_and_sweeper(world: World) -> None:
     assert len(expiry) == 1
     assert expiry[0].actor_kind == "system"
     assert expiry[0].at == world.clock.now()
-    assert expiry[0].details["deadline"] == req.approval_deadline.isoformat().replace("+00:00", "Z")
+    assert expiry[0].details["deadline"] == format_instant(req.approval_deadline)
     assert_audited(world, req.id)
     assert chains_ok(app)
 

@@ -59,7 +59,10 @@ def test_hostile_input_renders_without_any_link(topic: str) -> None:
     assert "\n" not in out.subject and "\r" not in out.subject
 
 
-@pytest.mark.parametrize("topic", TOPICS)
+REQUEST_TOPICS = [t for t in TOPICS if t != "password_reset"]
+
+
+@pytest.mark.parametrize("topic", REQUEST_TOPICS)
 def test_message_says_what_which_where_when_and_what_to_do(topic: str) -> None:
     out = render.render(topic, payload(justification="Inspect the sync state"), NOW)
     for part in (out.text, out.html):
@@ -173,3 +176,21 @@ def test_unusable_sender_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("LOCKBOX_MAIL_FROM", "Lockbox <lockbox@localhost>")
     with pytest.raises(SettingsError, match="LOCKBOX_MAIL_FROM"):
         Settings()
+
+
+def test_the_reset_code_mail_says_who_what_until_when_and_has_no_link() -> None:
+    data = payload(
+        secret_code="K7QD-3M9X-TW2P",
+        user_name="Paula <script>",
+        expires_at="2026-01-05T09:30:00.000000Z",
+    )
+    out = render.render("password_reset", data, NOW)
+    assert_no_links(out.subject, out.text, out.html)
+    for part in (out.text, out.html):
+        assert "K7QD-3M9X-TW2P" in part
+        assert "2026-01-05 09:30 UTC (in 30 minutes)" in part
+        assert "Use a reset code" in part
+        assert "contains no links" in part
+        assert "Contoso" in part
+    assert "K7QD" not in out.subject  # a subject line shows up in notification previews
+    assert "<script>" not in out.html

@@ -23,6 +23,7 @@ from lockbox.domain.errors import (
     SeparationOfDuties,
     ValidationError,
 )
+from lockbox.domain.instants import format_instant
 from lockbox.domain.lifecycle import TERMINAL, TRANSITIONS, ActorRule, Event, State
 from lockbox.domain.policy import LockboxPolicy
 from lockbox.domain.request import AccessRequest, Change
@@ -455,7 +456,7 @@ def test_expire_edges(state: State) -> None:
     assert change.target is (State.ACCESS_ENDED if state is State.APPROVED else State.EXPIRED)
     assert change.request.state is change.target
     assert change.request.ended_by == SYSTEM.id
-    assert change.details["deadline"] == deadline.isoformat().replace("+00:00", "Z")
+    assert change.details["deadline"] == format_instant(deadline)
     # recording it later keeps the deadline that passed
     late = domain.expire(request, now=deadline + MINUTE * 90)
     assert late is not None and late.details["deadline"] == change.details["deadline"]

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lockbox.access.claims import ALGORITHM
 from lockbox.domain.ids import new_id
+from lockbox.domain.instants import format_optional
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,7 @@ class SigningKey:
         }
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+_iso = format_optional
 
 
 def _b64url(data: bytes) -> str:

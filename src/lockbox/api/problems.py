@@ -73,7 +73,8 @@ def from_domain(exc: errors.LockboxError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     extra = dict(exc.extra)
     if isinstance(exc, errors.ValidationError):
-        extra = {"errors": [{"field": exc.field, "message": exc.message}]}
+        message = exc.message.removeprefix(f"{exc.field}: ")  # the field is named beside it
+        extra = {"errors": [{"field": exc.field, "message": message}]}
     return problem(status, exc.code, exc.title, exc.message, headers=headers, **extra)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Response, status
@@ -9,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lockbox.api.deps import LockboxDep, PrincipalDep
 from lockbox.api.params import ID
-from lockbox.service import access
+from lockbox.api.problems import problem
+from lockbox.domain.instants import format_instant
+from lockbox.service import access, access_reports
 
 router = APIRouter(tags=["access"])
 
@@ -29,13 +32,20 @@ class CheckBody(_Body):
         pattern=ID,
         description="Only this request counts (e.g. the one named by the engineer's token).",
     )
+    kid: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The key id (`kid`) of the engineer's token: a retired key denies at once "
+        "(`key_retired`).",
+    )
 
 
 class CheckAnswer(BaseModel):
     allowed: bool
     reason: str = Field(
         description="allowed: `approved`, `lockbox_off`; denied: `no_request`, `not_approved`, "
-        "`expired`, `revoked`, `closed`, `out_of_scope`, `level_too_low`, `user_inactive`"
+        "`expired`, `revoked`, `closed`, `out_of_scope`, `level_too_low`, `user_inactive`, "
+        "`key_retired`"
     )
     request_id: str | None
     state: str | None
@@ -63,33 +73,66 @@ class TokenAnswer(BaseModel):
 
 
 class EventBody(_Body):
-    request_id: str = Field(max_length=40, pattern=ID)
-    action: str = Field(description="`read` or `write`.", max_length=16)
-    resource: str = Field(max_length=512)
-    outcome: str = Field(default="success", description="`success`, `failure` or `denied`.")
-    detail: str | None = Field(default=None, max_length=2000)
+    """One event. Fields are checked event by event (an invalid one is listed in
+    `rejected` and the others are still recorded), so the limits here are loose."""
+
+    request_id: str | None = Field(
+        default=None, max_length=200, description="The request the engineer acted under."
+    )
+    tenant: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Slug or id of the tenant whose content the event concerns. Required "
+        "without `request_id`; when it differs from the request's tenant (a grant used on "
+        "another tenant's content) the event is recorded in this tenant's chain.",
+    )
+    action: str = Field(description="`read` or `write`.", max_length=200)
+    resource: str = Field(
+        max_length=4096,
+        description="The resource name; on a `denied` event a name that cannot be parsed is "
+        "kept, escaped, as `resource_raw`.",
+    )
+    outcome: str = Field(
+        default="success", max_length=200, description="`success`, `failure` or `denied`."
+    )
+    reason: str | None = Field(
+        default=None, max_length=200, description="Why the service refused (`denied`)."
+    )
+    detail: str | None = Field(default=None, max_length=4096)
     engineer: str | None = Field(
         default=None, max_length=320, description="Who acted, if the service knows it."
     )
-    occurred_at: str | None = Field(default=None, max_length=40)
+    occurred_at: str | None = Field(
+        default=None,
+        max_length=200,
+        description="RFC 3339 with a zone, within the last 30 days and not in the future.",
+    )
 
 
 class EventsBody(_Body):
-    events: list[EventBody] = Field(min_length=1, max_length=access.MAX_EVENTS)
+    events: list[EventBody] = Field(min_length=1, max_length=access_reports.MAX_EVENTS)
 
 
 class RecordedAnswer(BaseModel):
+    index: int = Field(description="Position of the event in the report.")
     audit_id: str
     tenant_id: str
     seq: int
-    request_id: str
+    request_id: str | None
     operation: str
     flag: str | None
     first_use: bool
 
 
+class RejectedAnswer(BaseModel):
+    index: int
+    field: str
+    message: str
+
+
 class EventsAnswer(BaseModel):
     recorded: list[RecordedAnswer]
+    rejected: list[RejectedAnswer]
 
 
 @router.post(
@@ -106,6 +149,7 @@ def check_access(body: CheckBody, lockbox: LockboxDep, principal: PrincipalDep) 
         resource=body.resource,
         action=body.action,
         request_id=body.request_id,
+        kid=body.kid,
     )
     return result.as_dict()
 
@@ -127,7 +171,7 @@ def issue_token(
         "token_type": "Bearer",
         "kid": issued.kid,
         "request_id": issued.request_id,
-        "expires_at": issued.expires_at.isoformat().replace("+00:00", "Z"),
+        "expires_at": format_instant(issued.expires_at),
         "expires_in": max(0, int(claims["exp"]) - int(claims["iat"])),
         "claims": claims,
     }
@@ -137,24 +181,25 @@ def issue_token(
     "/v1/access/events",
     response_model=EventsAnswer,
     status_code=status.HTTP_201_CREATED,
-    summary="Report engineer actions; each becomes an audit record (resource services)",
+    summary="Report engineer actions and refusals; each becomes an audit record",
+    description="Each valid event becomes an `access.read` / `access.write` record in the "
+    "chain of the tenant it concerns; invalid events are listed in `rejected` and cost the "
+    "others nothing. 422 only when no event at all could be recorded.",
 )
-def report_events(body: EventsBody, lockbox: LockboxDep, principal: PrincipalDep) -> dict[str, Any]:
-    recorded = access.report_events(lockbox, principal, [e.model_dump() for e in body.events])
-    return {
-        "recorded": [
-            {
-                "audit_id": r.audit_id,
-                "tenant_id": r.tenant_id,
-                "seq": r.seq,
-                "request_id": r.request_id,
-                "operation": r.operation,
-                "flag": r.flag,
-                "first_use": r.first_use,
-            }
-            for r in recorded
-        ]
-    }
+def report_events(body: EventsBody, lockbox: LockboxDep, principal: PrincipalDep) -> Any:
+    result = access_reports.report_events(
+        lockbox, principal, [e.model_dump(exclude_none=True) for e in body.events]
+    )
+    rejected = [{"index": r.index, "field": r.field, "message": r.message} for r in result.rejected]
+    if not result.recorded:
+        return problem(
+            422,
+            "validation_error",
+            "Invalid input",
+            "; ".join(f"{r['field']}: {r['message']}" for r in rejected),
+            errors=[{"field": r["field"], "message": r["message"]} for r in rejected],
+        )
+    return {"recorded": [asdict(r) for r in result.recorded], "rejected": rejected}
 
 
 @router.get(

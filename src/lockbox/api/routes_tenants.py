@@ -8,7 +8,14 @@ from fastapi import APIRouter, Response
 
 from lockbox.api.deps import LockboxDep, PrincipalDep
 from lockbox.api.params import IfMatch, TenantRef, conditional, etag
-from lockbox.api.schemas import PROBLEM_RESPONSES, PolicyPatch, TenantCreate, TenantList, TenantOut
+from lockbox.api.schemas import (
+    PROBLEM_RESPONSES,
+    DomainsPut,
+    PolicyPatch,
+    TenantCreate,
+    TenantList,
+    TenantOut,
+)
 from lockbox.api.schemas import Policy as PolicyOut
 from lockbox.service import tenants, views
 
@@ -21,7 +28,12 @@ def create_tenant(
 ) -> dict[str, Any]:
     policy = body.policy.changes() if body.policy else None
     tenant = tenants.create_tenant(
-        lockbox, principal, slug=body.slug, name=body.name, policy=policy
+        lockbox,
+        principal,
+        slug=body.slug,
+        name=body.name,
+        policy=policy,
+        email_domains=list(body.email_domains),
     )
     response.headers["Location"] = f"/v1/tenants/{tenant.id}"
     return views.tenant(tenant)
@@ -39,6 +51,19 @@ def get_tenant(
     found = tenants.get_tenant(lockbox, principal, tenant)
     response.headers["ETag"] = etag(found.version)
     return views.tenant(found)
+
+
+@router.put(
+    "/{tenant}/domains",
+    response_model=TenantOut,
+    summary="Set a tenant's e-mail domains (provider admin)",
+    description="The tenant's admins can add users only with addresses at these domains. "
+    "A domain belongs to at most one tenant (409 otherwise).",
+)
+def set_domains(
+    tenant: TenantRef, body: DomainsPut, lockbox: LockboxDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return views.tenant(tenants.set_domains(lockbox, principal, tenant, list(body.email_domains)))
 
 
 @router.get("/{tenant}/policy", response_model=PolicyOut, summary="A tenant's lockbox policy")

@@ -10,13 +10,19 @@ from lockbox.api.deps import LockboxDep, PrincipalDep
 from lockbox.api.params import UserRef, ref_query
 from lockbox.api.schemas import (
     PROBLEM_RESPONSES,
+    PasswordChange,
+    PasswordResetComplete,
+    ResetStartedOut,
     RolesPut,
+    ServiceOut,
+    ServicePut,
     UserCreate,
     UserList,
     UserOut,
     UserPatch,
 )
-from lockbox.service import users, views
+from lockbox.domain.instants import format_instant
+from lockbox.service import passwords, resource_services, users, views
 
 router = APIRouter(prefix="/v1", tags=["users"], responses=PROBLEM_RESPONSES)
 
@@ -24,6 +30,75 @@ router = APIRouter(prefix="/v1", tags=["users"], responses=PROBLEM_RESPONSES)
 @router.get("/me", response_model=UserOut, summary="The user behind your token")
 def me(lockbox: LockboxDep, principal: PrincipalDep) -> dict[str, Any]:
     return views.user(users.get_user(lockbox, principal, principal.id))
+
+
+@router.put(
+    "/me/password",
+    status_code=204,
+    summary="Change your own password (proving the current one)",
+)
+def change_password(body: PasswordChange, lockbox: LockboxDep, principal: PrincipalDep) -> None:
+    passwords.change_own_password(lockbox, principal, body.current_password, body.new_password)
+
+
+@router.post(
+    "/users/{user}/password-reset",
+    status_code=202,
+    response_model=ResetStartedOut,
+    summary="E-mail a user a one-time code to choose a new password",
+    description="Tenant admins for their users, the provider admin for staff. The code goes "
+    "to the user's own address only (an e-mail without links); nobody else learns it.",
+)
+def start_password_reset(
+    user: UserRef, lockbox: LockboxDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    started = passwords.start_reset(lockbox, principal, user)
+    return {
+        "user_id": started.user.id,
+        "email": started.user.email,
+        "expires_at": format_instant(started.expires_at),
+    }
+
+
+@router.post(
+    "/password-reset",
+    status_code=204,
+    summary="Choose a new password with an e-mailed one-time code (no token needed)",
+    description="A wrong, used or expired code answers 401; five wrong codes use it up.",
+)
+def complete_password_reset(body: PasswordResetComplete, lockbox: LockboxDep) -> None:
+    passwords.complete_reset(lockbox, body.email, body.code, body.new_password)
+
+
+@router.get(
+    "/users/{user}/service",
+    response_model=ServiceOut,
+    summary="What a resource service serves (provider admin)",
+)
+def get_service(user: UserRef, lockbox: LockboxDep, principal: PrincipalDep) -> dict[str, Any]:
+    return resource_services.view(resource_services.get_registration(lockbox, principal, user))
+
+
+@router.put(
+    "/users/{user}/service",
+    response_model=ServiceOut,
+    summary="Register the tenants and resource prefixes a resource service serves",
+    description="A resource service serves nothing until registered: checks, tokens and "
+    "event reports outside its tenants and prefixes answer like missing objects.",
+)
+def put_service(
+    user: UserRef, body: ServicePut, lockbox: LockboxDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    tenants: list[str] | str = body.tenants if body.tenants == "*" else list(body.tenants)
+    registration = resource_services.register(
+        lockbox,
+        principal,
+        user,
+        tenants=tenants,
+        prefixes=list(body.prefixes),
+        audience=body.audience,
+    )
+    return resource_services.view(registration)
 
 
 @router.post("/users", status_code=201, response_model=UserOut, summary="Create a user")

@@ -31,7 +31,8 @@ from pydantic import (
 from lockbox.domain import text
 from lockbox.domain.policy import MAX_NOTIFY_EMAILS, REQUIRED_APPROVALS_BOUNDS, WINDOW_BOUNDS
 from lockbox.domain.resources import MAX_RESOURCE_LENGTH, MAX_RESOURCES
-from lockbox.service.users import PASSWORD_MAX
+from lockbox.domain.tenant import MAX_DOMAINS
+from lockbox.service.passwords import PASSWORD_MAX
 
 #: A single line of text: no control characters at all.
 LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
@@ -75,6 +76,14 @@ RoleName = Literal[
     "tenant_admin",
     "approver",
     "auditor",
+]
+
+Password = Annotated[StrictStr, StringConstraints(max_length=PASSWORD_MAX)]
+Domain = Annotated[
+    StrictStr, StringConstraints(min_length=3, max_length=253, pattern=r"^[A-Za-z0-9.-]+$")
+]
+Prefix = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=MAX_RESOURCE_LENGTH, pattern=LINE_PATTERN)
 ]
 
 _MIN_WINDOW = int(min(low for low, _ in WINDOW_BOUNDS.values()).total_seconds())
@@ -142,6 +151,18 @@ class TenantCreate(Body):
     slug: Annotated[StrictStr, StringConstraints(min_length=1, max_length=63)]
     name: Name
     policy: PolicyPatch | None = None
+    email_domains: Annotated[list[Domain], Field(max_length=MAX_DOMAINS)] = Field(
+        default_factory=list,
+        description="The customer's e-mail domains: its tenant admins add users only there.",
+    )
+
+
+class DomainsPut(Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"email_domains": ["contoso.example"]}]}
+    )
+
+    email_domains: Annotated[list[Domain], Field(max_length=MAX_DOMAINS)]
 
 
 class Policy(BaseModel):
@@ -177,6 +198,7 @@ class TenantOut(BaseModel):
     created_at: str | None
     version: int
     policy: Policy
+    email_domains: list[str]
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -187,6 +209,7 @@ class TenantOut(BaseModel):
                     "name": "Contoso Ltd",
                     "created_at": "2026-01-05T09:00:00.000000Z",
                     "version": 1,
+                    "email_domains": ["contoso.example"],
                     "policy": Policy.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
                 }
             ]
@@ -215,9 +238,75 @@ class UserCreate(Body):
     roles: Annotated[list[RoleName], Field(min_length=1, max_length=7)]
     tenant: Ref | None = Field(None, description="Tenant slug or id (customer users only).")
     display_name: OptionalName | None = None
-    password: Annotated[StrictStr, StringConstraints(max_length=PASSWORD_MAX)] | None = Field(
-        None, description="Sign-in password for the admin center (12+ characters)."
+    password: Password | None = Field(
+        None,
+        description="Only the local operator may set another person's password; everyone "
+        "else starts a password reset, and the user chooses their own.",
     )
+
+
+class PasswordResetComplete(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "paula@contoso.example",
+                    "code": "K7QD-3M9X-TW2P",
+                    "new_password": "a long passphrase of your own",
+                }
+            ]
+        },
+    )
+
+    email: Email
+    code: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64, pattern=LINE_PATTERN)]
+    new_password: Password
+
+
+class PasswordChange(Body):
+    current_password: Password
+    new_password: Password
+
+
+class ResetStartedOut(BaseModel):
+    user_id: str
+    email: str
+    expires_at: str
+
+
+class ServicePut(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"tenants": ["contoso"], "prefixes": ["exchange/"], "audience": "mailstore"}
+            ]
+        },
+    )
+
+    tenants: Annotated[list[Ref], Field(max_length=1000)] | Literal["*"] = Field(
+        description="Tenants (slugs or ids) this service serves, or `*` for every tenant."
+    )
+    prefixes: Annotated[list[Prefix], Field(min_length=1, max_length=50)] = Field(
+        description="Resource prefixes it owns (`exchange/`), or `*` for every resource."
+    )
+    audience: (
+        Annotated[
+            StrictStr,
+            StringConstraints(
+                min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+            ),
+        ]
+        | None
+    ) = Field(None, description="The `aud` of access tokens for this service.")
+
+
+class ServiceOut(BaseModel):
+    user_id: str
+    tenants: list[str] | Literal["*"]
+    prefixes: list[str]
+    audience: str | None
 
 
 class UserPatch(Body):
@@ -411,6 +500,9 @@ class DecisionOut(BaseModel):
     decision: Literal["approve", "deny"]
     at: str | None
     comment: str | None
+    credential: str | None = Field(
+        description="The credential the decision was made with (`token:tok_…`, `session:…`)."
+    )
 
 
 class AuditRecordOut(BaseModel):

@@ -11,6 +11,7 @@ from lockbox.cli.http_backend import error_from_problem
 from lockbox.domain.errors import (
     ValidationError,
 )
+from lockbox.domain.instants import format_instant
 from lockbox.service import access
 
 access_app = typer.Typer(help="Enforcement: access tokens and checks.", no_args_is_help=True)
@@ -58,7 +59,7 @@ def access_token(
             "token_type": "Bearer",
             "kid": issued.kid,
             "request_id": issued.request_id,
-            "expires_at": issued.expires_at.isoformat().replace("+00:00", "Z"),
+            "expires_at": format_instant(issued.expires_at),
             "claims": issued.claims,
         }
     if raw:

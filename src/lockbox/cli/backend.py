@@ -12,8 +12,20 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from lockbox.clock import Clock, SystemClock
+from lockbox.domain.instants import format_instant
 from lockbox.domain.roles import Principal
-from lockbox.service import audit, cases, requests, sweeper, tenants, tokens, users, views
+from lockbox.service import (
+    audit,
+    cases,
+    passwords,
+    requests,
+    resource_services,
+    sweeper,
+    tenants,
+    tokens,
+    users,
+    views,
+)
 from lockbox.service.app import Lockbox
 from lockbox.store.db import Database, upgrade
 
@@ -21,7 +33,15 @@ JSON = dict[str, Any]
 
 
 class Backend(Protocol):
-    def create_tenant(self, slug: str, name: str, policy: JSON) -> JSON: ...
+    def create_tenant(self, slug: str, name: str, policy: JSON, domains: list[str]) -> JSON: ...
+    def set_domains(self, tenant: str, domains: list[str]) -> JSON: ...
+    def start_password_reset(self, user: str) -> JSON: ...
+    def complete_password_reset(self, email: str, code: str, new_password: str) -> None: ...
+    def change_password(self, current: str, new: str) -> None: ...
+    def get_service(self, user: str) -> JSON: ...
+    def set_service(
+        self, user: str, tenants: list[str] | str, prefixes: list[str], audience: str | None
+    ) -> JSON: ...
     def list_tenants(self) -> list[JSON]: ...
     def get_tenant(self, ref: str) -> JSON: ...
     def change_policy(self, tenant: str, changes: JSON) -> JSON: ...
@@ -83,10 +103,42 @@ class LocalBackend:
         upgrade(self.app.db)
 
     # tenants and users
-    def create_tenant(self, slug: str, name: str, policy: JSON) -> JSON:
+    def create_tenant(self, slug: str, name: str, policy: JSON, domains: list[str]) -> JSON:
         return views.tenant(
-            tenants.create_tenant(self.app, self.actor, slug=slug, name=name, policy=policy)
+            tenants.create_tenant(
+                self.app, self.actor, slug=slug, name=name, policy=policy, email_domains=domains
+            )
         )
+
+    def set_domains(self, tenant: str, domains: list[str]) -> JSON:
+        return views.tenant(tenants.set_domains(self.app, self.actor, tenant, domains))
+
+    def start_password_reset(self, user: str) -> JSON:
+        started = passwords.start_reset(self.app, self.actor, user)
+        return {
+            "user_id": started.user.id,
+            "email": started.user.email,
+            "expires_at": format_instant(started.expires_at),
+        }
+
+    def complete_password_reset(self, email: str, code: str, new_password: str) -> None:
+        passwords.complete_reset(self.app, email, code, new_password)
+
+    def change_password(self, current: str, new: str) -> None:
+        passwords.change_own_password(self.app, self.actor, current, new)
+
+    def get_service(self, user: str) -> JSON:
+        return resource_services.view(
+            resource_services.get_registration(self.app, self.actor, user)
+        )
+
+    def set_service(
+        self, user: str, tenants: list[str] | str, prefixes: list[str], audience: str | None
+    ) -> JSON:
+        registration = resource_services.register(
+            self.app, self.actor, user, tenants=tenants, prefixes=prefixes, audience=audience
+        )
+        return resource_services.view(registration)
 
     def list_tenants(self) -> list[JSON]:
         return [views.tenant(t) for t in tenants.list_tenants(self.app, self.actor)]

@@ -73,7 +73,7 @@ class HttpBackend:
     def __init__(
         self,
         server: str,
-        token: str,
+        token: str | None,
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
@@ -81,7 +81,7 @@ class HttpBackend:
         self.client = httpx.Client(
             base_url=server.rstrip("/"),
             headers={
-                "Authorization": f"Bearer {token}",
+                **({"Authorization": f"Bearer {token}"} if token else {}),
                 "User-Agent": f"lockbox-cli/{__version__}",
                 "Accept": "application/json",
             },
@@ -108,6 +108,8 @@ class HttpBackend:
             except ValueError:
                 body = {}
             raise error_from_problem(response.status_code, body)
+        if response.status_code == 204 or not response.content:
+            return None
         return response.json()
 
     @staticmethod
@@ -122,11 +124,40 @@ class HttpBackend:
 
     # -- tenants and users ------------------------------------------------------------
 
-    def create_tenant(self, slug: str, name: str, policy: JSON) -> JSON:
-        body: JSON = {"slug": slug, "name": name}
+    def create_tenant(self, slug: str, name: str, policy: JSON, domains: list[str]) -> JSON:
+        body: JSON = {"slug": slug, "name": name, "email_domains": domains}
         if policy:
             body["policy"] = _policy_body(policy)
         result: JSON = self._send("POST", "/v1/tenants", json=body)
+        return result
+
+    def set_domains(self, tenant: str, domains: list[str]) -> JSON:
+        result: JSON = self._send(
+            "PUT", f"/v1/tenants/{_q(tenant)}/domains", json={"email_domains": domains}
+        )
+        return result
+
+    def start_password_reset(self, user: str) -> JSON:
+        result: JSON = self._send("POST", f"/v1/users/{_q(user)}/password-reset")
+        return result
+
+    def complete_password_reset(self, email: str, code: str, new_password: str) -> None:
+        body = {"email": email, "code": code, "new_password": new_password}
+        self._send("POST", "/v1/password-reset", json=body)
+
+    def change_password(self, current: str, new: str) -> None:
+        body = {"current_password": current, "new_password": new}
+        self._send("PUT", "/v1/me/password", json=body)
+
+    def get_service(self, user: str) -> JSON:
+        result: JSON = self._send("GET", f"/v1/users/{_q(user)}/service")
+        return result
+
+    def set_service(
+        self, user: str, tenants: list[str] | str, prefixes: list[str], audience: str | None
+    ) -> JSON:
+        body: JSON = {"tenants": tenants, "prefixes": prefixes, "audience": audience}
+        result: JSON = self._send("PUT", f"/v1/users/{_q(user)}/service", json=body)
         return result
 
     def list_tenants(self) -> list[JSON]:

@@ -48,11 +48,14 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 
+from lockbox.cli import accounts  # noqa: E402
 from lockbox.cli.access import access_app  # noqa: E402
 from lockbox.cli.keys import keys_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(access_app, name="access")
+app.add_typer(accounts.password_app, name="password")
+accounts.register(tenant_app, user_app)
 
 
 class Settings:
@@ -87,6 +90,14 @@ class Settings:
             else:
                 self._backend = LocalBackend(self.database_url, self.as_user)
         return self._backend
+
+    def anonymous_backend(self) -> Backend:
+        """The server without a token: for the one call that needs none (a password reset)."""
+        from lockbox.cli.http_backend import HttpBackend
+
+        if not self.server:
+            raise ValidationError("server", "set LOCKBOX_SERVER")
+        return HttpBackend(self.server, None)
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -248,6 +259,10 @@ def tenant_create(
     required_approvals: ApprovalsOpt = None,
     notify_email: NotifyOpt = None,
     reminder_fraction: ReminderOpt = None,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option("--domain", help="An e-mail domain of the customer (repeat)."),
+    ] = None,
 ) -> None:
     """Onboard a tenant (provider admin)."""
     policy = _policy_options(
@@ -259,7 +274,7 @@ def tenant_create(
         notify_email,
         reminder_fraction,
     )
-    show(ctx, settings(ctx).backend.create_tenant(slug, name, policy))
+    show(ctx, settings(ctx).backend.create_tenant(slug, name, policy, list(domain or [])))
 
 
 @tenant_app.command("list")
@@ -322,7 +337,12 @@ def user_create(
     tenant: Annotated[str | None, typer.Option(help="Tenant of a customer user.")] = None,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read a sign-in password from standard input.")
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read a sign-in password from standard input (local operator only; "
+            "everyone else uses `user reset-password`).",
+        ),
     ] = False,
 ) -> None:
     """Create a provider or customer user."""

@@ -13,8 +13,10 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from lockbox.domain.instants import format_instant
 
 GENESIS_HASH = "0" * 64
 CHAIN_VERSION = 1
@@ -60,9 +62,8 @@ def _replace_hash(record: AuditRecord, value: str) -> AuditRecord:
     return replace(record, hash=value)
 
 
-def format_time(value: datetime) -> str:
-    """UTC, microsecond precision, ``Z`` suffix: one spelling per instant."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+#: Kept under its old name: the canonical bytes of every record depend on this spelling.
+format_time = format_instant
 
 
 def canonical_bytes(record: AuditRecord) -> bytes:

@@ -23,6 +23,8 @@ PREFIXES = {
     "outbox": "msg",
     "webhook": "whk",
     "key": "key",
+    "reset": "pwr",
+    "session": "ses",
 }
 
 _ID_RE = re.compile(r"^[a-z]{2,5}_[0-9a-z]{26}$")

@@ -25,3 +25,16 @@ def utc_instant(value: object, field: str) -> datetime:
 
 def optional_utc_instant(value: object, field: str) -> datetime | None:
     return None if value is None else utc_instant(value, field)
+
+
+def format_instant(value: datetime) -> str:
+    """The one spelling of an instant everywhere Lockbox writes one (API, audit, e-mail, CLI).
+
+    UTC, always microseconds, ``Z``: two renderings of the same instant are the same
+    string, so times compare as text and hash identically in the audit chain.
+    """
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def format_optional(value: datetime | None) -> str | None:
+    return format_instant(value) if value is not None else None

@@ -23,7 +23,15 @@ class Intent(StrEnum):
     POLICY_CHANGE = "policy.change"
     USER_MANAGE = "user.manage"
     USER_VIEW = "user.view"
-    TOKEN_MANAGE = "token.manage"  # credentials (API tokens, passwords) of other users
+    TENANT_DOMAINS = "tenant.domains"  # which e-mail domains belong to a tenant
+    USER_PASSWORD_RESET = "user.password_reset"  # e-mail another user a one-time reset code
+    #: List and revoke other users' credentials (API tokens, sessions). Revoking takes a
+    #: credential away; nothing in the matrix lets anyone *obtain* another person's.
+    TOKEN_MANAGE = "token.manage"
+    #: Create a credential another person can act with (an API token or a password for
+    #: someone else). Granted to no role: only the local operator, to bootstrap a tenant.
+    CREDENTIAL_ISSUE = "credential.issue"
+    SERVICE_REGISTER = "service.register"  # which tenants and resources a resource service serves
     CASE_OPEN = "case.open"
     CASE_CLOSE = "case.close"
     CASE_VIEW = "case.view"
@@ -88,11 +96,13 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.TENANT_LIST: _ANY,
         _I.TENANT_VIEW: _ANY,
         _I.POLICY_VIEW: _ANY,
+        _I.TENANT_DOMAINS: _ANY,
         _I.USER_MANAGE: _ANY,
         _I.USER_VIEW: _ANY,
-        # Staff credentials only: provider staff never hold a customer's credentials,
-        # or they could approve on the customer's behalf.
+        # Staff credentials only: provider staff never touch a customer's credentials.
         _I.TOKEN_MANAGE: _STAFF,
+        _I.USER_PASSWORD_RESET: _STAFF,
+        _I.SERVICE_REGISTER: _ANY,
         _I.AUDIT_VERIFY: _ANY,
         _I.WEBHOOK_MANAGE: _ANY,
         _I.OUTBOX_MANAGE: _ANY,
@@ -109,6 +119,7 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.USER_MANAGE: _OWN,
         _I.USER_VIEW: _OWN,
         _I.TOKEN_MANAGE: _OWN,
+        _I.USER_PASSWORD_RESET: _OWN,
         _I.CASE_VIEW: _OWN,
         _I.REQUEST_VIEW: _OWN,
         _I.REQUEST_DECIDE: _OWN,
@@ -137,9 +148,11 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
 
 #: What the local operator (direct database access through the CLI) may do beyond the
 #: provider administrator: issue the first credentials of a tenant's users when
-#: onboarding it. Anyone with the database can do that anyway; over the API nobody
-#: on the provider side can.
-OPERATOR_EXTRA = frozenset({Intent.TOKEN_MANAGE})
+#: onboarding it. Anyone with the database can do that anyway; over the API nobody can
+#: create a credential for another person, so two approvals are always two people.
+OPERATOR_EXTRA = frozenset(
+    {Intent.TOKEN_MANAGE, Intent.CREDENTIAL_ISSUE, Intent.USER_PASSWORD_RESET}
+)
 
 #: Which intent makes an object *visible*; without it the object answers "not found".
 VISIBILITY: dict[str, Intent] = {

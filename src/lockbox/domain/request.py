@@ -24,6 +24,7 @@ from lockbox.domain.errors import (
     SeparationOfDuties,
     ValidationError,
 )
+from lockbox.domain.instants import format_optional
 from lockbox.domain.lifecycle import ActorRule, Event, State
 from lockbox.domain.permissions import Intent, allows, authorize
 from lockbox.domain.policy import LockboxPolicy
@@ -51,6 +52,7 @@ class Decision:
     kind: DecisionKind
     at: datetime
     comment: str | None = None
+    credential: str | None = None  # what the approver acted with (token, session)
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,7 @@ def decide(
         kind=DecisionKind.APPROVE if approve else DecisionKind.DENY,
         at=now,
         comment=note,
+        credential=actor.credential,
     )
     with_decision = replace(request, decisions=(*request.decisions, decision))
     if not approve:
@@ -511,5 +514,4 @@ def _change(
     )
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+_iso = format_optional

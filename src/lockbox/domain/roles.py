@@ -55,6 +55,10 @@ class Principal:
     tenant_id: str | None = None
     kind: ActorKind = ActorKind.USER
     display: str = ""
+    #: The credential this principal acts with (``token:tok_…``, ``session:ses_…``,
+    #: ``local-cli``): recorded with every decision, so one person using two credentials
+    #: is visible and two approvals can be told apart by person *and* credential.
+    credential: str | None = None
 
     def has(self, role: Role) -> bool:
         return role in self.roles
@@ -77,4 +81,5 @@ class Principal:
             roles=frozenset({Role.PROVIDER_ADMIN}),
             kind=ActorKind.OPERATOR,
             display="local operator",
+            credential="operator",
         )

@@ -20,13 +20,14 @@ class User:
     created_at: datetime
     active: bool = True
 
-    def principal(self) -> Principal:
+    def principal(self, credential: str | None = None) -> Principal:
         return Principal(
             id=self.id,
             side=self.side,
             roles=self.roles if self.active else frozenset(),
             tenant_id=self.tenant_id,
             display=self.display_name or self.email,
+            credential=credential,
         )
 
 

@@ -1,12 +1,22 @@
 """The outbox dispatcher: claim due rows, deliver them, record the outcome.
 
-Delivery is *at least once*. A row is leased before it is sent and marked
-``sent`` after; a worker that dies in between leaves the lease to run out, and
-the row is sent again with the same ``Message-ID`` / ``webhook-id``, so
-receivers can recognise the duplicate. Nothing is dropped silently: a row
+Delivery is *at least once*. A batch of rows is claimed with a lease, and
+each row's lease is confirmed and extended immediately before *that* row is
+sent, so the lease guarding a send is measured from the send's start, not
+from the batch's claim: a batch that takes longer than a lease (a slow mail
+server) does not let a second worker send its tail again. A row whose lease
+was lost before its turn is not sent (``outbox.lease_lost``); another worker
+has it, or the next claim takes it. The row is marked ``sent`` after the
+server accepted it; a worker that dies in between leaves the lease to run
+out, and the row is sent again with the same ``Message-ID`` / ``webhook-id``,
+so receivers can recognise the duplicate. Nothing is dropped silently: a row
 that keeps failing is retried with exponential backoff and jitter, then
 parked as ``failed``, visible in ``lockbox outbox list`` and the API, and
 re-sendable from there.
+
+The dispatcher is an adapter: it reads and writes the outbox only through
+:mod:`lockbox.service.delivery`, like the API and the CLI go through the
+service layer.
 """
 
 from __future__ import annotations
@@ -25,11 +35,22 @@ from lockbox.domain.errors import ValidationError
 from lockbox.notify.mailer import Mailer, SmtpMailer
 from lockbox.notify.render import InvalidAddress, build_email, render
 from lockbox.notify.webhooks import HttpxWebhookSender, WebhookSender, body_bytes, headers
+from lockbox.service import delivery
 from lockbox.service.app import Lockbox
-from lockbox.store import outbox as store
-from lockbox.store import repositories as repo
+from lockbox.service.delivery import OutboxRow
 
 log = logging.getLogger("lockbox.worker")
+
+#: Replies one e-mail may wait for, each for up to ``LOCKBOX_SMTP_TIMEOUT`` when the server
+#: stalls: TCP connect, greeting, EHLO, MAIL FROM, RCPT TO, DATA, end of data. A fresh
+#: connection is counted (the first message of a round, or the first after an error).
+SMTP_WAITS = 7
+SMTP_STARTTLS_WAITS = 3  # STARTTLS, the TLS handshake, EHLO again
+SMTP_TLS_WAITS = 1  # the TLS handshake of implicit TLS
+SMTP_AUTH_WAITS = 2  # AUTH LOGIN and CRAM-MD5 take two exchanges
+#: Phases of one webhook POST, each bounded by ``LOCKBOX_WEBHOOK_TIMEOUT``: connect (with
+#: TLS), write the request, read the answer.
+WEBHOOK_WAITS = 3
 
 
 class PermanentFailure(Exception):
@@ -40,28 +61,33 @@ class Skip(Exception):
     """The row no longer applies (its request moved on, its endpoint was deleted)."""
 
 
+_COUNTERS = ("claimed", "sent", "retried", "parked", "skipped", "lost", "released")
+
+
 @dataclass
 class DispatchResult:
+    """What one or more batches did; every claimed row ends in exactly one other counter.
+
+    ``lost``: rows this dispatcher gave up because its lease on them was gone
+    (before the send, or before it could record a failure or a skip); another
+    worker or the next claim takes them. A send that overran its lease is
+    still counted as ``sent`` (it was), and logged as ``outbox.lease_lost``.
+    """
+
     claimed: int = 0
     sent: int = 0
     retried: int = 0
     parked: int = 0
     skipped: int = 0
+    lost: int = 0
     released: int = 0
 
     def add(self, other: DispatchResult) -> None:
-        for name in ("claimed", "sent", "retried", "parked", "skipped", "released"):
+        for name in _COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "claimed": self.claimed,
-            "sent": self.sent,
-            "retried": self.retried,
-            "parked": self.parked,
-            "skipped": self.skipped,
-            "released": self.released,
-        }
+        return {name: int(getattr(self, name)) for name in _COUNTERS}
 
 
 def new_owner() -> str:
@@ -80,6 +106,57 @@ def backoff(attempts: int, settings: Settings, rng: random.Random) -> timedelta:
     return timedelta(seconds=delay / 2 + rng.uniform(0, delay / 2))
 
 
+def worst_case_send_seconds(settings: Settings) -> float:
+    """How long one send can take if the server stalls for the full timeout at every step.
+
+    The lease renewed before a send has to outlast it, or another worker may
+    claim the row and send it too. Counted for the configured SMTP security
+    and login (see ``SMTP_*_WAITS``) and for a webhook POST; the longer wins,
+    since either may be next.
+    """
+    waits = SMTP_WAITS
+    if settings.smtp_security == "starttls":
+        waits += SMTP_STARTTLS_WAITS
+    elif settings.smtp_security == "tls":
+        waits += SMTP_TLS_WAITS
+    if settings.smtp_username:
+        waits += SMTP_AUTH_WAITS
+    return max(waits * settings.smtp_timeout, WEBHOOK_WAITS * settings.webhook_timeout)
+
+
+def check_lease(settings: Settings, owner: str) -> timedelta:
+    """The per-message lease: ``LOCKBOX_OUTBOX_LEASE_SECONDS``, checked against the timeouts.
+
+    The configured value is used as it is, neither lengthened nor refused
+    when it is below :func:`worst_case_send_seconds`, because it is also how
+    long a crashed worker's rows stay blocked: lengthening it behind the
+    operator's back would delay recovery beyond what they chose, and the
+    worst case assumes a server that stalls for the whole timeout at every
+    step, which is far from a normal send (milliseconds). An overrun costs at
+    most a duplicate with the same ``Message-ID`` / ``webhook-id``, and it is
+    reported (``outbox.lease_lost``). So a lease below the worst case is
+    logged once as ``worker.lease_too_short`` with the number to set, and
+    only a lease that cannot outlast even *one* stalled reply (every slow
+    answer would risk a duplicate) is refused with ``ValueError``.
+    """
+    lease = settings.outbox_lease_seconds
+    longest_wait = max(settings.smtp_timeout, settings.webhook_timeout)
+    worst = worst_case_send_seconds(settings)
+    if lease <= longest_wait:
+        raise ValueError(
+            f"LOCKBOX_OUTBOX_LEASE_SECONDS ({lease:g}) must be longer than the SMTP / webhook "
+            f"timeout ({longest_wait:g}); at least {worst:g} covers the slowest send"
+        )
+    if lease < worst:
+        log.warning(
+            "worker.lease_too_short",
+            extra={
+                "fields": {"owner": owner, "lease_seconds": lease, "worst_case_send_seconds": worst}
+            },
+        )
+    return timedelta(seconds=lease)
+
+
 @dataclass
 class Dispatcher:
     app: Lockbox
@@ -89,8 +166,11 @@ class Dispatcher:
     owner: str = field(default_factory=new_owner)
     stop: threading.Event = field(default_factory=threading.Event)
     rng: random.Random = field(default_factory=random.Random)
+    #: How long a claim reserves a row, and how long each renewal before a send lasts.
+    lease: timedelta = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.lease = check_lease(self.settings, self.owner)
         self._own_mailer = self.mailer is None
         self._own_sender = self.webhook_sender is None
 
@@ -135,17 +215,9 @@ class Dispatcher:
                 self.mailer.close()  # one SMTP session per round, not one per worker life
         return total
 
-    def claim(self, limit: int) -> list[store.OutboxRow]:
-        with self.app.tx() as tx:
-            lease = timedelta(seconds=self.settings.outbox_lease_seconds)
-            return store.claim(
-                tx.conn,
-                owner=self.owner,
-                now=tx.now,
-                lease_until=tx.now + lease,
-                limit=limit,
-                skip_locked=self.app.db.dialect == "postgresql",
-            )
+    def claim(self, limit: int) -> list[OutboxRow]:
+        """Reserve up to ``limit`` due rows for this batch (each is confirmed before its send)."""
+        return delivery.claim_batch(self.app, self.owner, limit=limit, lease=self.lease)
 
     def dispatch_batch(self, batch: int | None = None) -> DispatchResult:
         """Claim one batch of due rows and process them one by one."""
@@ -156,16 +228,23 @@ class Dispatcher:
             if self.stop.is_set():
                 # Graceful shutdown: give the rest back instead of waiting for leases to run out.
                 rest = [r.id for r in rows[index:]]
-                with self.app.tx() as tx:
-                    result.released = store.release(tx.conn, self.owner, rest)
+                result.released = delivery.release_leases(self.app, self.owner, rest)
                 log.info("outbox.released", extra={"fields": {"rows": result.released}})
                 break
             outcome = self.process(row)
             setattr(result, outcome, getattr(result, outcome) + 1)
         return result
 
-    def process(self, row: store.OutboxRow) -> str:
-        """Deliver one claimed row and record the outcome: sent, retried, parked or skipped."""
+    def process(self, row: OutboxRow) -> str:
+        """Deliver one claimed row and record the outcome: sent, retried, parked, skipped or lost.
+
+        The lease is renewed first, in its own transaction, so the send runs
+        under a lease that started with it; if the row is no longer ours, it
+        is not sent at all.
+        """
+        if not delivery.renew_lease(self.app, row.id, self.owner, lease=self.lease):
+            self._lease_lost(row, "renew")
+            return "lost"
         fields: dict[str, object] = {
             "outbox_id": row.id,
             "channel": row.channel,
@@ -181,30 +260,45 @@ class Dispatcher:
             else:
                 raise PermanentFailure(f"unknown channel {row.channel!r}")
         except Skip as exc:
-            with self.app.tx() as tx:
-                store.mark_skipped(tx.conn, row.id, self.owner, str(exc))
-            log.info("outbox.skipped", extra={"fields": {**fields, "reason": str(exc)}})
-            return "skipped"
+            return self._skipped(row, str(exc), fields)
         except Exception as exc:
             return self._failed(row, exc, fields)
-        with self.app.tx() as tx:
-            store.mark_sent(tx.conn, row.id, tx.now)
+        if not delivery.record_sent(self.app, row.id, self.owner):
+            self._lease_lost(row, "sent")  # recorded anyway; another worker may have sent it too
         log.info("outbox.sent", extra={"fields": fields})
         return "sent"
 
-    def _failed(self, row: store.OutboxRow, exc: Exception, fields: dict[str, object]) -> str:
+    def _lease_lost(self, row: OutboxRow, stage: str, **extra: object) -> None:
+        """Report that this dispatcher no longer held the row at ``stage``.
+
+        ``renew``: not sent (another worker has it, or the next claim will);
+        ``sent``: sent, but the send overran the lease; ``failed`` / ``skipped``:
+        the outcome was not recorded, the row belongs to its new holder.
+        """
+        fields = {"id": row.id, "owner": self.owner, "stage": stage, "channel": row.channel}
+        log.warning("outbox.lease_lost", extra={"fields": {**fields, **extra}})
+
+    def _skipped(self, row: OutboxRow, reason: str, fields: dict[str, object]) -> str:
+        if not delivery.record_skipped(self.app, row.id, self.owner, reason):
+            self._lease_lost(row, "skipped", reason=reason)
+            return "lost"
+        log.info("outbox.skipped", extra={"fields": {**fields, "reason": reason}})
+        return "skipped"
+
+    def _failed(self, row: OutboxRow, exc: Exception, fields: dict[str, object]) -> str:
         error = f"{type(exc).__name__}: {exc}"[:2000]
         attempts = row.attempts + 1
         permanent = isinstance(exc, PermanentFailure | InvalidAddress | KeyError)
-        with self.app.tx() as tx:
-            if permanent or attempts >= self.settings.outbox_max_attempts:
-                store.mark_failed(tx.conn, row.id, self.owner, error=error, next_due=None)
-                outcome = "parked"
-                next_due = None
-            else:
-                next_due = tx.now + backoff(attempts, self.settings, self.rng)
-                store.mark_failed(tx.conn, row.id, self.owner, error=error, next_due=next_due)
-                outcome = "retried"
+        park = permanent or attempts >= self.settings.outbox_max_attempts
+        retry_in = None if park else backoff(attempts, self.settings, self.rng)
+        record = delivery.record_failure(
+            self.app, row.id, self.owner, error=error, retry_in=retry_in
+        )
+        if not record.recorded:
+            self._lease_lost(row, "failed", error=error)
+            return "lost"
+        outcome = "parked" if park else "retried"
+        next_due = record.next_attempt_at
         level = logging.ERROR if outcome == "parked" else logging.WARNING
         log.log(
             level,
@@ -221,19 +315,16 @@ class Dispatcher:
 
     # -- channels ----------------------------------------------------------------------
 
-    def _check_still_relevant(self, row: store.OutboxRow) -> None:
+    def _check_still_relevant(self, row: OutboxRow) -> None:
         if row.only_if_state is None or row.request_id is None:
             return
-        with self.app.read() as tx:
-            request = repo.get_request(tx.conn, row.request_id)
-            now = tx.now
-        if request is None:
+        state = delivery.request_state(self.app, row.request_id)
+        if state is None:
             raise Skip("the request no longer exists")
-        state = request.effective_state(now).value
         if state != row.only_if_state:
             raise Skip(f"the request is {state}, no longer {row.only_if_state}")
 
-    def _send_email(self, row: store.OutboxRow) -> None:
+    def _send_email(self, row: OutboxRow) -> None:
         try:
             rendered = render(row.topic, row.payload, self.app.now())
         except KeyError as exc:
@@ -248,12 +339,11 @@ class Dispatcher:
         )
         self._mailer().send(message)
 
-    def _send_webhook(self, row: store.OutboxRow) -> None:
+    def _send_webhook(self, row: OutboxRow) -> None:
         from lockbox.service.webhooks import check_url
 
-        with self.app.read() as tx:
-            hook = store.get_webhook(tx.conn, row.recipient)
-        if hook is None or not hook.active:
+        hook = delivery.webhook_endpoint(self.app, row.recipient)
+        if hook is None:
             raise Skip("the webhook endpoint was deleted")
         try:
             check_url(hook.url, allow_http_loopback=self.settings.webhook_allow_http_loopback)

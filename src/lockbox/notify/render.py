@@ -142,6 +142,11 @@ def context(payload: dict[str, Any], now: datetime) -> dict[str, Any]:
         "at_utc": utc_text(at),
         "at_relative": relative(at, now),
         "now_utc": utc_text(now),
+        # password_reset
+        "code": payload.get("secret_code", ""),
+        "user_name": payload.get("user_name") or "",
+        "expires_utc": utc_text(parse_time(payload.get("expires_at"))),
+        "expires_relative": relative(parse_time(payload.get("expires_at")), now),
     }
 
 

@@ -77,11 +77,18 @@ def _answer(response: httpx.Response) -> Any:
 
 
 def _check_body(
-    engineer: str, tenant: str, resource: str, action: str, request_id: str | None
+    engineer: str,
+    tenant: str,
+    resource: str,
+    action: str,
+    request_id: str | None,
+    kid: str | None = None,
 ) -> dict[str, str]:
     body = {"engineer": engineer, "tenant": tenant, "resource": resource, "action": action}
     if request_id:
         body["request_id"] = request_id
+    if kid:
+        body["kid"] = kid
     return body
 
 
@@ -112,8 +119,9 @@ class LockboxClient:
         resource: str,
         action: str,
         request_id: str | None = None,
+        kid: str | None = None,
     ) -> CheckAnswer:
-        body = _check_body(engineer, tenant, resource, action, request_id)
+        body = _check_body(engineer, tenant, resource, action, request_id, kid)
         return CheckAnswer.from_json(_answer(self._http.post("/v1/access/check", json=body)))
 
     def issue_token(self, request_id: str, audience: str | None = None) -> dict[str, Any]:
@@ -171,8 +179,9 @@ class AsyncLockboxClient:
         resource: str,
         action: str,
         request_id: str | None = None,
+        kid: str | None = None,
     ) -> CheckAnswer:
-        body = _check_body(engineer, tenant, resource, action, request_id)
+        body = _check_body(engineer, tenant, resource, action, request_id, kid)
         response = await self._http.post("/v1/access/check", json=body)
         return CheckAnswer.from_json(_answer(response))
 

@@ -23,8 +23,12 @@ Modes:
   own authentication and no token is needed.
 
 After the route ran, the action is reported in the background (``success``,
-or ``failure`` if the handler raised); refusals with a known request are
-reported as ``denied``. Reporting never blocks or fails the response.
+or ``failure`` if the handler raised). Every refusal the guard makes (no token,
+a bad or expired token, a grant of another tenant, out of scope, level too low,
+Lockbox unreachable) is reported as ``denied`` to the chain of the tenant the
+path belongs to, with the reason. Reporting never blocks or fails the response.
+Lockbox being unreachable (its keys or its check) is a 503 with ``Retry-After``,
+never a 401 or 403.
 """
 
 from __future__ import annotations
@@ -73,15 +77,33 @@ def _render(template: Template, request: Request) -> str:
         raise HTTPException(500, "the resource template names an unknown path parameter") from None
 
 
-def _deny(status: int, error: str, reason: str, message: str) -> HTTPException:
-    headers = None
-    if status == 401:
-        headers = {
-            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'
-        }
-    return HTTPException(
-        status, {"error": error, "reason": reason, "message": message}, headers=headers
-    )
+#: Seconds a client should wait before retrying when Lockbox cannot be asked.
+RETRY_AFTER = 5
+
+
+class Refused(HTTPException):
+    """A refusal with its machine-readable ``reason`` (reported to Lockbox, then raised)."""
+
+    def __init__(self, status: int, error: str, reason: str, message: str) -> None:
+        headers = None
+        if status == 401:
+            headers = {
+                "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'
+            }
+        elif status == 503:
+            headers = {"Retry-After": str(RETRY_AFTER)}
+        super().__init__(
+            status, {"error": error, "reason": reason, "message": message}, headers=headers
+        )
+        self.reason = reason
+
+
+def _deny(status: int, error: str, reason: str, message: str) -> Refused:
+    return Refused(status, error, reason, message)
+
+
+def _unavailable(reason: str, message: str) -> Refused:
+    return Refused(503, "lockbox_unavailable", reason, message)
 
 
 class LockboxGuard:
@@ -141,15 +163,26 @@ class LockboxGuard:
         self, request: Request, resource: str, action: str, tenant: str
     ) -> AccessGrant:
         """Decide for one request (usable from any Starlette handler)."""
+        try:
+            return await self._authorize(request, resource, action, tenant)
+        except Refused as refusal:
+            if not getattr(request.state, "lockbox_checked", False):
+                claims = getattr(request.state, "lockbox_claims", None)
+                self._report_refusal(refusal, claims, resource, action, tenant)
+            raise
+
+    async def _authorize(
+        self, request: Request, resource: str, action: str, tenant: str
+    ) -> AccessGrant:
         claims: AccessClaims | None = None
         if self.verifier is not None:
             claims = await self._verify(request)
+            request.state.lockbox_claims = claims
             engineer = claims.engineer
             if not claims.matches_tenant(tenant):
                 raise _deny(403, "access_denied", "wrong_tenant", "the token is for another tenant")
             reason = claims.denies(resource, action)
             if reason is not None:
-                self._report_denied(claims.request_id, claims.engineer, resource, action, reason)
                 raise _deny(403, "access_denied", reason, f"access denied: {reason}")
         else:
             engineer = await self._identify(request)
@@ -170,18 +203,17 @@ class LockboxGuard:
                     resource=resource,
                     action=action,
                     request_id=claims.request_id if claims else None,
+                    kid=claims.kid if claims else None,
                 )
             except LockboxAPIError as exc:
                 log.error("lockbox check failed: %s", exc)
-                raise _deny(
-                    503, "lockbox_unavailable", "check_failed", "cannot ask Lockbox"
-                ) from None
+                raise _unavailable("check_failed", "cannot ask Lockbox") from None
             except Exception as exc:
                 log.error("lockbox unreachable: %s", exc)
-                raise _deny(
-                    503, "lockbox_unavailable", "unreachable", "cannot reach Lockbox"
-                ) from None
+                raise _unavailable("unreachable", "cannot reach Lockbox") from None
             if not answer.allowed:
+                # Lockbox audited this denial itself (access.check_denied): not reported again.
+                request.state.lockbox_checked = True
                 raise _deny(403, "access_denied", answer.reason, f"access denied: {answer.reason}")
             if answer.request_id:
                 grant.request_id = answer.request_id
@@ -197,6 +229,9 @@ class LockboxGuard:
         try:
             return await run_in_threadpool(self.verifier.verify, token.strip())
         except TokenError as exc:
+            if exc.reason == "jwks_unavailable":
+                # Lockbox's keys cannot be fetched: the token may be fine; say so, retryably.
+                raise _unavailable(exc.reason, "cannot fetch Lockbox's signing keys") from None
             raise _deny(
                 401, "unauthorized", exc.reason, f"invalid access token: {exc.reason}"
             ) from None
@@ -221,18 +256,27 @@ class LockboxGuard:
             engineer=grant.engineer,
         )
 
-    def _report_denied(
-        self, request_id: str, engineer: str, resource: str, action: str, reason: str
+    def _report_refusal(
+        self,
+        refusal: Refused,
+        claims: AccessClaims | None,
+        resource: str,
+        action: str,
+        tenant: str,
     ) -> None:
-        if self.reporter is not None:
-            self.reporter.report(
-                request_id=request_id,
-                action=action,
-                resource=resource,
-                outcome="denied",
-                detail=f"refused by the resource service: {reason}",
-                engineer=engineer,
-            )
+        """Every refusal goes to the chain of the tenant whose content was asked for."""
+        if self.reporter is None:
+            return
+        self.reporter.report(
+            request_id=claims.request_id if claims else None,
+            tenant=tenant,
+            action=action,
+            resource=resource,
+            outcome="denied",
+            reason=refusal.reason,
+            detail=f"refused by the resource service ({refusal.status_code}): {refusal.reason}",
+            engineer=claims.engineer if claims else None,
+        )
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """Flush queued reports and close the online client (call on shutdown)."""

@@ -47,7 +47,14 @@ class EventReporter:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self.stats = {"queued": 0, "sent": 0, "dropped": 0, "failed": 0, "retries": 0}
+        self.stats = {
+            "queued": 0,
+            "sent": 0,
+            "dropped": 0,
+            "failed": 0,
+            "retries": 0,
+            "rejected": 0,
+        }
         self._pending = 0
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -59,25 +66,35 @@ class EventReporter:
     def report(
         self,
         *,
-        request_id: str,
+        request_id: str | None,
         action: str,
         resource: str,
         outcome: str = "success",
         detail: str | None = None,
         engineer: str | None = None,
+        tenant: str | None = None,
+        reason: str | None = None,
     ) -> bool:
-        """Queue one event; False if it was dropped (queue full or reporter closed)."""
+        """Queue one event; False if it was dropped (queue full or reporter closed).
+
+        ``tenant`` names whose content the event concerns (required when there is no
+        ``request_id``, e.g. a refused request without a valid token).
+        """
         event: dict[str, Any] = {
-            "request_id": request_id,
             "action": action,
-            "resource": resource,
+            "resource": resource[:4096],
             "outcome": outcome,
             "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
-        if detail:
-            event["detail"] = detail[:2000]
-        if engineer:
-            event["engineer"] = engineer
+        for key, value, limit in (
+            ("request_id", request_id, 200),
+            ("tenant", tenant, 200),
+            ("reason", reason, 64),
+            ("detail", detail, 2000),
+            ("engineer", engineer, 320),
+        ):
+            if value:
+                event[key] = value[:limit]
         return self.put(event)
 
     def put(self, event: dict[str, Any]) -> bool:
@@ -184,7 +201,12 @@ class EventReporter:
         delay = self.backoff_base
         for attempt in range(1, self.max_attempts + 1):
             try:
-                self._send(batch)
+                answer = self._send(batch)
+                rejected = answer.get("rejected") if isinstance(answer, dict) else None
+                if rejected:
+                    # Lockbox kept the rest of the batch; these few were invalid on their own.
+                    self._count("rejected", len(rejected))
+                    log.error("lockbox refused %d reported events: %s", len(rejected), rejected)
                 return "sent"
             except LockboxAPIError as exc:
                 if not exc.retryable:

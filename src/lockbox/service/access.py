@@ -5,8 +5,11 @@
 * :func:`check` — a resource service asks whether an engineer may perform an
   action on a resource of a tenant *now*; computed from the stored deadlines
   and the current time, never from what the sweeper recorded.
-* :func:`report_events` — a resource service reports what engineers did; each
-  report is an audit record in the tenant's chain.
+* reports of what engineers did are in :mod:`lockbox.service.access_reports`.
+
+A resource service sees only what it is registered for (tenants, resource
+prefixes, token audience; :mod:`lockbox.service.resource_services`): a check
+outside that answers exactly like one about a tenant that does not exist.
 
 Auditing choices: issuing a token is audited (``access.token_issued``);
 *denied* checks are audited (``access.check_denied``) in the tenant's chain
@@ -17,7 +20,7 @@ audited, because the resource service reports the action itself
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,25 +29,26 @@ from lockbox.access.keys import jwks as jwk_set
 from lockbox.config import Settings, get_settings
 from lockbox.domain import text
 from lockbox.domain.errors import InvalidTransition, ValidationError
+from lockbox.domain.instants import format_instant
 from lockbox.domain.lifecycle import State
 from lockbox.domain.permissions import Intent, allows, authorize
 from lockbox.domain.request import AccessRequest, DenyReason, check_access
+from lockbox.domain.resource_service import ServiceScope
 from lockbox.domain.resources import Action, in_scope, validate_resource
 from lockbox.domain.roles import Principal
-from lockbox.service import notifications
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.requests import load_request
+from lockbox.service.resource_services import scope_of
 from lockbox.store import keys as keystore
 from lockbox.store import repositories as repo
+from lockbox.store import resource_services as service_store
 
 #: Reasons a check answers with, allowed or not. Allowed: ``approved`` (the customer
 #: approved) or ``lockbox_off`` (approved by a manager while the tenant's lockbox was off).
 ALLOW_APPROVED = "approved"
 ALLOW_LOCKBOX_OFF = "lockbox_off"
 DENY_USER_INACTIVE = "user_inactive"
-OUTCOMES = ("success", "failure", "denied")
-MAX_EVENTS = 100
-DETAIL_MAX = 2000
+DENY_KEY_RETIRED = "key_retired"
 AUDIENCE_MAX = 200
 _RECENT = 100  # how many of an engineer's requests on a tenant a check considers
 
@@ -94,33 +98,7 @@ class CheckResult:
         }
 
 
-@dataclass(frozen=True)
-class RecordedEvent:
-    audit_id: str
-    tenant_id: str
-    seq: int
-    request_id: str
-    operation: str
-    flag: str | None = None
-    first_use: bool = False
-
-
-@dataclass(frozen=True)
-class ActionReport:
-    """One engineer action, as a resource service reports it."""
-
-    request_id: str
-    action: str
-    resource: str
-    outcome: str = "success"
-    detail: str | None = None
-    engineer: str | None = None
-    occurred_at: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+_iso = format_instant
 
 
 def _action(value: object, field_name: str = "action") -> Action:
@@ -193,6 +171,7 @@ def issue_token(
     aud = cfg.audience if audience is None else audience
     aud = text.required_text(aud, "audience", max_len=AUDIENCE_MAX, multiline=False)
     with app.tx() as tx:
+        service = service_store.by_audience(tx.conn, aud)
         request = load_request(tx, actor, request_id)
         authorize(
             actor,
@@ -209,7 +188,15 @@ def issue_token(
                 state=state.value,
             )
         tenant = tx.tenant(request.tenant_id)
-        assert tenant is not None
+        resources = service.owned(request.resources) if service else ()
+        if service is None or tenant is None or not service.serves_tenant(tenant.id):
+            raise ValidationError(
+                "audience", f"no resource service with audience {aud!r} serves this tenant"
+            )
+        if not resources:
+            raise ValidationError(
+                "audience", f"the resource service {aud!r} holds none of this request's resources"
+            )
         key = keystore.ensure_key(tx.conn, tx.now)
         minted = jwt_tokens.mint(
             key,
@@ -219,7 +206,7 @@ def issue_token(
             tenant_id=tenant.id,
             tenant_slug=tenant.slug,
             request_id=request.id,
-            resources=list(request.resources),
+            resources=list(resources),
             access_level=request.access_level.value,
             now=tx.now,
             ttl=cfg.ttl,
@@ -234,6 +221,7 @@ def issue_token(
                 "jti": minted.claims["jti"],
                 "kid": minted.kid,
                 "audience": aud,
+                "resources": list(resources),
                 "expires_at": _iso(minted.expires_at),
             },
         )
@@ -288,20 +276,29 @@ def check(
     resource: str,
     action: str,
     request_id: str | None = None,
+    kid: str | None = None,
 ) -> CheckResult:
     """May ``engineer`` perform ``action`` on ``resource`` of ``tenant`` right now?
 
     With ``request_id`` (a service that holds the engineer's access token passes
     the token's request) only that request counts, so closing or revoking it
     ends the access it granted even if another request would allow the same.
+    With ``kid`` (the key that signed that token) a retired key denies at once
+    (``key_retired``), whatever the service's cached key set still says.
     """
     authorize(actor, Intent.ACCESS_CHECK, kind="access", tenant_id=None)
     resource = validate_resource(resource, "resource", pattern=False)
     wanted = _action(action)
     engineer = text.required_text(engineer, "engineer", max_len=320, multiline=False)
     tenant = text.required_text(tenant, "tenant", max_len=100, multiline=False)
+    kid = text.text(kid, "kid", max_len=64, required=False, multiline=False)
     with app.read() as tx:
-        result, tenant_id, engineer_id = _check(tx, engineer, tenant, resource, wanted, request_id)
+        scope = scope_of(tx, actor)
+        result, tenant_id, engineer_id = _check(
+            tx, scope, engineer, tenant, resource, wanted, request_id
+        )
+        if result.allowed and kid is not None and not keystore.is_published(tx.conn, kid, tx.now):
+            result = replace(result, allowed=False, reason=DENY_KEY_RETIRED)
     if not result.allowed and tenant_id is not None:
         with app.tx() as tx:
             tx.audit(
@@ -320,9 +317,17 @@ def check(
 
 
 def _check(
-    tx: Tx, engineer: str, tenant: str, resource: str, action: Action, request_id: str | None
+    tx: Tx,
+    scope: ServiceScope,
+    engineer: str,
+    tenant: str,
+    resource: str,
+    action: Action,
+    request_id: str | None,
 ) -> tuple[CheckResult, str | None, str | None]:
     tenant_obj = repo.get_tenant(tx.conn, tenant)
+    if tenant_obj is not None and not scope.serves(tenant_obj.id, resource):
+        tenant_obj = None  # outside what the service serves: exactly like no such tenant
     user = repo.get_user(tx.conn, engineer)
     if tenant_obj is None:
         return CheckResult(False, DenyReason.NO_REQUEST.value, None, tx.now), None, None
@@ -357,136 +362,3 @@ def _check(
         allowed, reason = False, DENY_USER_INACTIVE
     state = request.effective_state(tx.now) if request else None
     return CheckResult(allowed, reason, request, tx.now, state), tenant_obj.id, user.id
-
-
-# -- reports of engineer actions ---------------------------------------------------------
-
-
-def parse_report(item: object, index: int) -> ActionReport:
-    """Validate one reported event (a dict from JSON or an :class:`ActionReport`)."""
-    prefix = f"events[{index}]"
-    if isinstance(item, ActionReport):
-        data: dict[str, Any] = {
-            "request_id": item.request_id,
-            "action": item.action,
-            "resource": item.resource,
-            "outcome": item.outcome,
-            "detail": item.detail,
-            "engineer": item.engineer,
-            "occurred_at": item.occurred_at,
-        }
-    elif isinstance(item, dict):
-        data = item
-    else:
-        raise ValidationError(prefix, "must be an object")
-    request_id = text.required_text(
-        data.get("request_id"), f"{prefix}.request_id", max_len=40, multiline=False
-    )
-    action = _action(data.get("action"), f"{prefix}.action").value
-    resource = validate_resource(data.get("resource"), f"{prefix}.resource", pattern=False)
-    outcome = data.get("outcome") or "success"
-    if outcome not in OUTCOMES:
-        raise ValidationError(f"{prefix}.outcome", f"must be one of {', '.join(OUTCOMES)}")
-    detail = text.text(
-        data.get("detail"), f"{prefix}.detail", max_len=DETAIL_MAX, required=False, multiline=True
-    )
-    engineer = text.text(
-        data.get("engineer"), f"{prefix}.engineer", max_len=320, required=False, multiline=False
-    )
-    occurred = text.text(
-        data.get("occurred_at"), f"{prefix}.occurred_at", max_len=40, required=False
-    )
-    if occurred:
-        try:
-            datetime.fromisoformat(occurred.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValidationError(f"{prefix}.occurred_at", "must be an ISO 8601 time") from None
-    return ActionReport(
-        request_id=request_id,
-        action=action,
-        resource=resource,
-        outcome=str(outcome),
-        detail=detail,
-        engineer=engineer,
-        occurred_at=occurred,
-    )
-
-
-def report_events(app: Lockbox, actor: Principal, events: list[Any]) -> list[RecordedEvent]:
-    """Record engineer actions as audit events, all in one transaction (all or nothing).
-
-    A report for a request that is not active (or outside its scope or level)
-    is still recorded, with ``details.flag`` saying what was wrong; the first
-    successful use of a grant notifies the approvers.
-    """
-    authorize(actor, Intent.ACCESS_REPORT, kind="access", tenant_id=None)
-    if not isinstance(events, list) or not events:
-        raise ValidationError("events", "report at least one event")
-    if len(events) > MAX_EVENTS:
-        raise ValidationError("events", f"at most {MAX_EVENTS} events per report")
-    reports = [parse_report(e, i) for i, e in enumerate(events)]
-    recorded: list[RecordedEvent] = []
-    with app.tx() as tx:
-        cache: dict[str, AccessRequest] = {}
-        for index, report in enumerate(reports):
-            request = cache.get(report.request_id) or repo.get_request(tx.conn, report.request_id)
-            if request is None:
-                raise ValidationError(f"events[{index}].request_id", "no such access request")
-            cache[request.id] = request
-            recorded.append(_record(tx, actor, request, report))
-    return recorded
-
-
-def _record(
-    tx: Tx, actor: Principal, request: AccessRequest, report: ActionReport
-) -> RecordedEvent:
-    action = Action(report.action)
-    decision = check_access(request, request.requester_id, report.resource, action, tx.now)
-    details: dict[str, Any] = {
-        "engineer": request.requester_id,
-        "resource": report.resource,
-        "action": action.value,
-        "outcome": report.outcome,
-    }
-    if report.detail:
-        details["detail"] = report.detail
-    if report.occurred_at:
-        details["occurred_at"] = report.occurred_at
-    flag: str | None = None
-    if report.engineer is not None:
-        engineer = repo.get_user(tx.conn, report.engineer)
-        if engineer is None or engineer.id != request.requester_id:
-            flag = "not_requester"
-            details["reported_engineer"] = report.engineer
-    if flag is None and not decision.allowed:
-        state = request.effective_state(tx.now)
-        flag = "request_not_active" if state is not State.APPROVED else str(decision.reason)
-        details["request_state"] = state.value
-    if flag:
-        details["flag"] = flag
-    first_use = False
-    if (
-        flag is None
-        and report.outcome == "success"
-        and repo.mark_first_use(tx.conn, request.id, tx.now)
-    ):
-        first_use = True
-        details["first_use"] = True
-    record = tx.audit(
-        tenant_id=request.tenant_id,
-        actor=actor,
-        operation=f"access.{action.value}",
-        request_id=request.id,
-        details=details,
-    )
-    if first_use:
-        notifications.plan_first_use(tx, request)
-    return RecordedEvent(
-        audit_id=record.id,
-        tenant_id=request.tenant_id,
-        seq=record.seq,
-        request_id=request.id,
-        operation=record.operation,
-        flag=flag,
-        first_use=first_use,
-    )

@@ -18,7 +18,7 @@ from lockbox.domain.case import SupportCase
 from lockbox.domain.errors import Conflict
 from lockbox.domain.ids import new_id
 from lockbox.domain.request import Change
-from lockbox.domain.roles import Principal
+from lockbox.domain.roles import ActorKind, Principal
 from lockbox.domain.tenant import Tenant
 from lockbox.domain.user import User
 from lockbox.service import notifications
@@ -104,6 +104,9 @@ class Tx:
         request_id: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> AuditRecord:
+        details = dict(details or {})
+        if actor.credential and actor.kind is ActorKind.USER:
+            details.setdefault("credential", actor.credential)
         record = AuditRecord(
             id=new_id("audit"),
             tenant_id=tenant_id,
@@ -113,7 +116,7 @@ class Tx:
             actor_kind=actor.kind.value,
             operation=operation,
             request_id=request_id,
-            details=details or {},
+            details=details,
         )
         return repo.append_audit(self.conn, record)
 

@@ -59,8 +59,9 @@ def open_case(
     return case
 
 
-def load_case(tx: Tx, actor: Principal, case_id: str) -> SupportCase:
-    case = repo.get_case(tx.conn, case_id)
+def load_case(tx: Tx, actor: Principal, case_id: str, *, lock: bool = False) -> SupportCase:
+    """A case the actor may see; ``lock`` row-locks it for the rest of the transaction."""
+    case = repo.get_case(tx.conn, case_id, lock=lock)
     if case is None:
         raise NotFound("support case not found")
     authorize(actor, Intent.CASE_VIEW, kind="case", tenant_id=case.tenant_id)
@@ -90,10 +91,15 @@ def list_cases(
 def close_case(
     app: Lockbox, actor: Principal, case_id: str, *, comment: str | None = None
 ) -> tuple[SupportCase, list[domain.AccessRequest]]:
-    """Close the case and, in the same transaction, end every open request on it."""
+    """Close the case and, in the same transaction, end every open request on it.
+
+    Locks follow the documented order (case, then its requests by id, then the audit
+    head): a submit on this case waits for the case lock and then sees it closed, and a
+    transition holding a request lock never waits for the audit head this holds.
+    """
     note = text.comment(comment)
     with app.tx() as tx:
-        case = load_case(tx, actor, case_id)
+        case = load_case(tx, actor, case_id, lock=True)
         authorize(
             actor,
             Intent.CASE_CLOSE,
@@ -101,6 +107,7 @@ def close_case(
             tenant_id=case.tenant_id,
             owner_id=case.engineer_id,
         )
+        open_requests = repo.open_requests_for_case(tx.conn, case.id, lock=True)
         closed = case.close(actor.id, tx.now)
         repo.close_case(tx.conn, closed)
         tx.audit(
@@ -110,7 +117,7 @@ def close_case(
             details={"case_id": case.id, **({"comment": note} if note else {})},
         )
         ended = []
-        for request in repo.open_requests_for_case(tx.conn, case.id):
+        for request in open_requests:
             change = domain.expire(request, now=tx.now) or domain.end_for_closed_case(
                 request, actor, now=tx.now
             )

@@ -9,13 +9,14 @@ the worker's job (:mod:`lockbox.notify`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lockbox.domain.audit import format_time
 from lockbox.domain.lifecycle import Event, State
 from lockbox.domain.request import AccessRequest, Change
-from lockbox.domain.roles import Role
+from lockbox.domain.roles import Principal, Role
+from lockbox.domain.user import User
 from lockbox.store import repositories as repo
 from lockbox.store.outbox import OutboxMessage, active_webhooks, enqueue
 
@@ -36,7 +37,18 @@ TOPICS = (
     "closed",
     "canceled",
     "first_use",
+    "password_reset",
 )
+
+#: Payload keys holding a secret (a one-time code): never shown in outbox views, and
+#: scrubbed from the row once the message is sent.
+SECRET_KEYS = frozenset({"secret_code"})
+
+
+def redact(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with every secret replaced: what operators may see of it."""
+    return {k: ("[redacted]" if k in SECRET_KEYS else v) for k, v in payload.items()}
+
 
 _REQUESTER_TOPIC: dict[Event, str] = {
     Event.REVIEW_REJECT: "rejected",
@@ -154,6 +166,31 @@ def plan_first_use(tx: Tx, request: AccessRequest) -> None:
             tx.now,
         )
     plan_webhooks(tx, "request.first_use", request.tenant_id, request.id, data)
+
+
+def plan_password_reset(
+    tx: Tx, user: User, *, code: str, expires_at: datetime, actor: Principal
+) -> None:
+    """The one-time code goes to the user's own address, and nowhere else (no webhook)."""
+    tenant = tx.tenant(user.tenant_id) if user.tenant_id else None
+    enqueue(
+        tx.conn,
+        OutboxMessage(
+            channel="email",
+            topic="password_reset",
+            recipient=user.email,
+            payload={
+                "secret_code": code,
+                "user_name": user.display_name,
+                "tenant_name": tenant.name if tenant else None,
+                "actor": actor.display or actor.id,
+                "expires_at": format_time(expires_at),
+                "at": format_time(tx.now),
+            },
+            tenant_id=user.tenant_id,
+        ),
+        tx.now,
+    )
 
 
 def plan_webhooks(

@@ -12,6 +12,7 @@ from lockbox.domain.errors import InvalidTransition, NotFound, ValidationError
 from lockbox.domain.permissions import Intent, allows
 from lockbox.domain.roles import Principal
 from lockbox.service.app import Lockbox, log
+from lockbox.service.notifications import redact
 from lockbox.service.views import ts
 from lockbox.store import outbox as store
 from lockbox.store import repositories as repo
@@ -120,5 +121,5 @@ def view(row: OutboxRow, *, payload: bool = False) -> dict[str, Any]:
         "only_if_state": row.only_if_state,
     }
     if payload:
-        data["payload"] = row.payload
+        data["payload"] = redact(row.payload)  # a queued one-time code is its owner's alone
     return data

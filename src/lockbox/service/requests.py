@@ -46,7 +46,9 @@ def submit_request(
 ) -> AccessRequest:
     with app.tx() as tx:
         tenant_obj = load_tenant(tx, actor, tenant)
-        case = load_case(tx, actor, case_id)
+        # The case row stays locked until commit, so a concurrent close_case either ran
+        # before (we see it closed) or waits and then ends the request we insert.
+        case = load_case(tx, actor, case_id, lock=True)
         change = domain.submit(
             request_id=new_id("request"),
             actor=actor,

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lockbox.config import get_settings
 from lockbox.domain.errors import NotFound
 from lockbox.domain.roles import Principal
-from lockbox.service import tenants, tokens, users
+from lockbox.service import resource_services, tenants, tokens, users
 from lockbox.service.app import Lockbox
 from lockbox.store import repositories as repo
 from lockbox.store import tokens as token_store
 
 DEMO_TOKEN_NAME = "demo"
 
-#: (slug, display name) of the demo tenants.
-DEMO_TENANTS = (("contoso", "Contoso"), ("fabrikam", "Fabrikam"))
+#: (slug, display name, e-mail domain) of the demo tenants.
+DEMO_TENANTS = (
+    ("contoso", "Contoso", "contoso.example"),
+    ("fabrikam", "Fabrikam", "fabrikam.example"),
+)
+#: What the demo mail store serves: every demo tenant's mailboxes.
+DEMO_SERVICE_PREFIXES = ["exchange/"]
 
 
 @dataclass(frozen=True)
@@ -68,15 +74,19 @@ class SeedResult:
         return [f"LOCKBOX_TOKEN_{s.user.key}={s.token}" for s in self.users]
 
 
-def seed_demo(app: Lockbox, actor: Principal | None = None) -> SeedResult:
+def seed_demo(
+    app: Lockbox, actor: Principal | None = None, *, audience: str | None = None
+) -> SeedResult:
     """Create what is missing and issue a fresh demo token for every demo user."""
     operator = actor or Principal.operator()
     created_tenants = []
-    for slug, name in DEMO_TENANTS:
+    for slug, name, domain in DEMO_TENANTS:
         try:
-            tenants.get_tenant(app, operator, slug)
+            found = tenants.get_tenant(app, operator, slug)
+            if domain not in found.email_domains:
+                tenants.set_domains(app, operator, slug, [*found.email_domains, domain])
         except NotFound:
-            tenants.create_tenant(app, operator, slug=slug, name=name)
+            tenants.create_tenant(app, operator, slug=slug, name=name, email_domains=[domain])
             created_tenants.append(slug)
     seeded = []
     for demo in DEMO_USERS:
@@ -101,4 +111,13 @@ def seed_demo(app: Lockbox, actor: Principal | None = None) -> SeedResult:
                     token_store.revoke(tx.conn, row.id, tx.now)
         issued = tokens.create_token(app, operator, user=user.id, name=DEMO_TOKEN_NAME)
         seeded.append(SeededUser(demo, user.id, issued.secret, created))
+        if demo.role == "resource_service":
+            resource_services.register(
+                app,
+                operator,
+                user.id,
+                tenants=[slug for slug, _name, _domain in DEMO_TENANTS],
+                prefixes=DEMO_SERVICE_PREFIXES,
+                audience=audience or get_settings().access_token_audience,
+            )
     return SeedResult(created_tenants, seeded)

@@ -10,7 +10,7 @@ from lockbox.domain.ids import new_id
 from lockbox.domain.permissions import Intent, authorize, list_scope
 from lockbox.domain.policy import LockboxPolicy
 from lockbox.domain.roles import Principal
-from lockbox.domain.tenant import Tenant, validate_slug
+from lockbox.domain.tenant import Tenant, validate_domains, validate_slug
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.notifications import plan_webhooks
 from lockbox.store import repositories as repo
@@ -23,25 +23,68 @@ def create_tenant(
     slug: str,
     name: str,
     policy: dict[str, Any] | None = None,
+    email_domains: list[str] | tuple[str, ...] = (),
 ) -> Tenant:
     authorize(actor, Intent.TENANT_CREATE, kind="tenant_new", tenant_id=None)
     clean_slug = validate_slug(slug)
     clean_name = Tenant.validate_name(name)
+    domains = validate_domains(list(email_domains))
     chosen = LockboxPolicy().with_changes(**(policy or {}))
     with app.tx() as tx:
         if repo.slug_taken(tx.conn, clean_slug):
             raise AlreadyExists(f"a tenant with slug {clean_slug!r} already exists", field="slug")
+        _refuse_taken_domains(tx, domains, None)
         tenant = Tenant(
-            id=new_id("tenant"), slug=clean_slug, name=clean_name, policy=chosen, created_at=tx.now
+            id=new_id("tenant"),
+            slug=clean_slug,
+            name=clean_name,
+            policy=chosen,
+            created_at=tx.now,
+            email_domains=domains,
         )
         repo.insert_tenant(tx.conn, tenant)
         tx.audit(
             tenant_id=tenant.id,
             actor=actor,
             operation="tenant.created",
-            details={"slug": tenant.slug, "name": tenant.name, "policy": chosen.as_dict()},
+            details={
+                "slug": tenant.slug,
+                "name": tenant.name,
+                "policy": chosen.as_dict(),
+                "email_domains": list(domains),
+            },
         )
     return tenant
+
+
+def set_domains(app: Lockbox, actor: Principal, tenant_ref: str, domains: list[str]) -> Tenant:
+    """The provider says which e-mail domains are the customer's (its admins add users there)."""
+    clean = validate_domains(domains)
+    with app.tx() as tx:
+        tenant = load_tenant(tx, actor, tenant_ref, Intent.TENANT_DOMAINS)
+        repo.lock_tenant(tx.conn, tenant.id)
+        _refuse_taken_domains(tx, clean, tenant.id)
+        if set(clean) == set(tenant.email_domains):
+            return tenant
+        repo.set_tenant_domains(tx.conn, tenant.id, clean, tx.now)
+        tx.audit(
+            tenant_id=tenant.id,
+            actor=actor,
+            operation="tenant.domains_changed",
+            details={"from": list(tenant.email_domains), "to": list(clean)},
+        )
+    return replace(tenant, email_domains=clean)
+
+
+def _refuse_taken_domains(tx: Tx, domains: tuple[str, ...], tenant_id: str | None) -> None:
+    taken = repo.domain_owners(tx.conn, domains)
+    for index, domain in enumerate(domains):
+        owner = taken.get(domain)
+        if owner is not None and owner != tenant_id:
+            raise AlreadyExists(
+                f"the domain {domain} already belongs to another tenant",
+                field=f"email_domains[{index}]",
+            )
 
 
 def load_tenant(tx: Tx, actor: Principal, ref: str, intent: Intent = Intent.TENANT_VIEW) -> Tenant:

@@ -14,9 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lockbox.domain import text
-from lockbox.domain.errors import AuthenticationFailed, NotFound, ValidationError
+from lockbox.domain.errors import (
+    AuthenticationFailed,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from lockbox.domain.ids import new_id
-from lockbox.domain.permissions import Intent, authorize
+from lockbox.domain.instants import format_optional
+from lockbox.domain.permissions import Intent, allows, authorize
 from lockbox.domain.roles import ActorKind, Principal
 from lockbox.service.app import Lockbox
 from lockbox.service.users import load_user
@@ -52,7 +58,12 @@ def create_token(
 ) -> IssuedToken:
     clean_name = text.required_text(name, "name", max_len=text.NAME_MAX, multiline=False)
     with app.tx() as tx:
-        owner = load_user(tx, actor, _owner_ref(actor, user), Intent.TOKEN_MANAGE)
+        owner = load_user(tx, actor, _owner_ref(actor, user), Intent.USER_VIEW)
+        if owner.id != actor.id and not allows(actor, Intent.CREDENTIAL_ISSUE, owner.tenant_id):
+            # A token for someone else is a credential they could be impersonated with.
+            raise PermissionDenied(
+                "API tokens are created by their owner; the user signs in and creates their own"
+            )
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 raise ValidationError("expires_at", "must include a time zone")
@@ -82,7 +93,7 @@ def create_token(
                     "token_id": row.id,
                     "user_id": owner.id,
                     "name": row.name,
-                    "expires_at": expires_at.isoformat() if expires_at else None,
+                    "expires_at": format_optional(expires_at),
                 },
             )
     return IssuedToken(row=row, secret=secret)
@@ -149,4 +160,4 @@ def authenticate(app: Lockbox, secret: str) -> Principal:
     if row.last_used_at is None or now - row.last_used_at >= TOUCH_INTERVAL:
         with app.db.write() as conn:
             store.touch(conn, row.id, now)
-    return user.principal()
+    return user.principal(credential=f"token:{row.id}")

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
 from lockbox.domain import text
-from lockbox.domain.errors import AlreadyExists, AuthenticationFailed, NotFound, ValidationError
+from lockbox.domain.errors import AlreadyExists, NotFound, ValidationError
 from lockbox.domain.ids import new_id
 from lockbox.domain.permissions import Intent, authorize, list_scope
 from lockbox.domain.policy import validate_email
-from lockbox.domain.roles import Principal
+from lockbox.domain.roles import Principal, Side
+from lockbox.domain.tenant import Tenant
 from lockbox.domain.user import User, check_roles, parse_roles, side_of
+from lockbox.service import passwords
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.tenants import load_tenant
 from lockbox.store import repositories as repo
-
-#: Argon2id with the library's current recommended parameters.
-_HASHER = PasswordHasher()
-PASSWORD_MIN = 12
-PASSWORD_MAX = 1024
 
 
 def create_user(
@@ -35,6 +28,8 @@ def create_user(
     tenant: str | None = None,
     password: str | None = None,
 ) -> User:
+    """Create a user. A password may be given only by the local operator (bootstrap): anyone
+    else who chose it would know another person's credential."""
     clean_email = validate_email(email)
     parsed = parse_roles(roles)
     if not parsed:
@@ -43,16 +38,15 @@ def create_user(
     name = text.text(
         display_name, "display_name", max_len=text.NAME_MAX, required=False, multiline=False
     )
-    password_hash = hash_password(password) if password is not None else None
+    password_hash = passwords.hash_password(password) if password is not None else None
     with app.tx() as tx:
-        tenant_id = load_tenant(tx, actor, tenant).id if tenant else None
+        tenant_obj = load_tenant(tx, actor, tenant) if tenant else None
+        tenant_id = tenant_obj.id if tenant_obj else None
         check_roles(side, tenant_id, parsed)
         authorize(actor, Intent.USER_MANAGE, kind="user_new", tenant_id=tenant_id)
         if password_hash is not None:
-            # Setting someone's first password means knowing their credentials.
-            authorize(actor, Intent.TOKEN_MANAGE, kind="user_new", tenant_id=tenant_id)
-        if repo.email_taken(tx.conn, clean_email):
-            raise AlreadyExists(f"a user with e-mail {clean_email} already exists", field="email")
+            authorize(actor, Intent.CREDENTIAL_ISSUE, kind="user_new", tenant_id=tenant_id)
+        _check_address(tx, actor, tenant_obj, clean_email)
         user = User(
             id=new_id("user"),
             email=clean_email,
@@ -71,6 +65,31 @@ def create_user(
                 details={"user_id": user.id, "email": user.email, "roles": sorted(parsed)},
             )
     return user
+
+
+def _check_address(tx: Tx, actor: Principal, tenant: Tenant | None, email: str) -> None:
+    """A tenant's own admins may add people only at the tenant's e-mail domains.
+
+    The domain is checked *before* whether the address exists, and an address used in
+    another tenant gets the very same answer as one outside the domains, so a tenant
+    admin can never learn which addresses exist elsewhere. Provider staff see every
+    tenant anyway and get a plain "already exists".
+    """
+    owner = repo.email_owner(tx.conn, email)
+    foreign = owner is not None and (tenant is None or owner[1] != tenant.id)
+    if actor.side is Side.CUSTOMER and (
+        tenant is None or not tenant.owns_address(email) or foreign
+    ):
+        raise ValidationError("email", _domain_rule(tenant))
+    if owner is not None:
+        raise AlreadyExists(f"a user with e-mail {email} already exists", field="email")
+
+
+def _domain_rule(tenant: Tenant | None) -> str:
+    if tenant is None or not tenant.email_domains:
+        return "this organisation has no e-mail domains yet; ask your provider to add them"
+    listed = ", ".join(f"@{d}" for d in tenant.email_domains)
+    return f"must be an address of this organisation ({listed}) that is not already in use"
 
 
 def load_user(tx: Tx, actor: Principal, ref: str, intent: Intent = Intent.USER_VIEW) -> User:
@@ -136,56 +155,10 @@ def set_active(app: Lockbox, actor: Principal, user_ref: str, active: bool) -> U
     return replace(user, active=active)
 
 
-def hash_password(password: str) -> str:
-    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise ValidationError(
-            "password", f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long"
-        )
-    return _HASHER.hash(password)
-
-
-def set_password(app: Lockbox, actor: Principal, user_ref: str, password: str) -> None:
-    password_hash = hash_password(password)
-    with app.tx() as tx:
-        user = load_user(tx, actor, user_ref, Intent.TOKEN_MANAGE)
-        repo.set_password_hash(tx.conn, user.id, password_hash)
-        if user.tenant_id:
-            tx.audit(
-                tenant_id=user.tenant_id,
-                actor=actor,
-                operation="user.password_set",
-                details={"user_id": user.id},
-            )
-
-
-def verify_password(app: Lockbox, email: str, password: str) -> Principal:
-    """Check a sign-in; the same error and (roughly) the same work whether or not the user exists."""
-    with app.read() as tx:
-        user = repo.get_user(tx.conn, email)
-        stored = repo.get_password_hash(tx.conn, user.id) if user else None
-    try:
-        if stored is None:
-            _HASHER.verify(_dummy_hash(), password)
-            raise AuthenticationFailed("wrong e-mail or password")
-        _HASHER.verify(stored, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        raise AuthenticationFailed("wrong e-mail or password") from None
-    assert user is not None
-    if not user.active:
-        raise AuthenticationFailed("wrong e-mail or password")
-    return user.principal()
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """Computed on first use, not at import: every CLI call would pay ~0.5 s of Argon2."""
-    return _HASHER.hash("lockbox-dummy-password-for-timing")
-
-
 def principal_for(app: Lockbox, ref: str) -> Principal:
     """The principal of a user by id or e-mail (the local CLI's ``--as``)."""
     with app.read() as tx:
         user = repo.get_user(tx.conn, ref)
     if user is None or not user.active:
         raise NotFound(f"no active user {ref!r}")
-    return user.principal()
+    return user.principal(credential="local-cli")

@@ -7,19 +7,17 @@ under the same names.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from lockbox.domain.audit import AuditRecord, ChainReport, format_time
+from lockbox.domain.audit import AuditRecord, ChainReport
 from lockbox.domain.case import SupportCase
+from lockbox.domain.instants import format_optional
 from lockbox.domain.tenant import Tenant
 from lockbox.domain.user import User
 from lockbox.service.requests import RequestView
 from lockbox.store.tokens import TokenRow
 
-
-def ts(value: datetime | None) -> str | None:
-    return format_time(value) if value else None
+ts = format_optional
 
 
 def tenant(t: Tenant) -> dict[str, Any]:
@@ -30,6 +28,7 @@ def tenant(t: Tenant) -> dict[str, Any]:
         "created_at": ts(t.created_at),
         "version": t.version,
         "policy": t.policy.as_dict(),
+        "email_domains": list(t.email_domains),
     }
 
 
@@ -83,7 +82,13 @@ def request(view: RequestView, *, history: bool = False) -> dict[str, Any]:
         "required_approvals": r.required_approvals,
         "approval_deadline": ts(r.approval_deadline),
         "decisions": [
-            {"actor_id": d.actor_id, "decision": d.kind.value, "at": ts(d.at), "comment": d.comment}
+            {
+                "actor_id": d.actor_id,
+                "decision": d.kind.value,
+                "at": ts(d.at),
+                "comment": d.comment,
+                "credential": d.credential,
+            }
             for d in r.decisions
         ],
         "approved_at": ts(r.approved_at),

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from lockbox.config import get_settings
 from lockbox.domain.errors import NotFound, PermissionDenied, ValidationError
 from lockbox.domain.ids import new_id
+from lockbox.domain.instants import format_instant
 from lockbox.domain.lifecycle import Event
 from lockbox.domain.permissions import Intent, Scope, allows, authorize, scopes
 from lockbox.domain.roles import Principal, Side
@@ -203,6 +204,6 @@ def view(hook: WebhookRow) -> dict[str, object]:
         "url": hook.url,
         "events": list(hook.events),
         "active": hook.active,
-        "created_at": hook.created_at.isoformat().replace("+00:00", "Z"),
+        "created_at": format_instant(hook.created_at),
         "created_by": hook.created_by,
     }

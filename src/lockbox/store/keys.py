@@ -75,6 +75,15 @@ def published_keys(conn: Connection, now: datetime) -> list[SigningKey]:
     return [_key(r) for r in rows.mappings()]
 
 
+def is_published(conn: Connection, kid: str, now: datetime) -> bool:
+    """Whether tokens signed by ``kid`` may still verify (it is in the JWKS now)."""
+    c = t.signing_keys.c
+    row = conn.execute(
+        select(c.kid).where(c.kid == kid, or_(c.publish_until.is_(None), c.publish_until > now))
+    ).first()
+    return row is not None
+
+
 def ensure_key(conn: Connection, now: datetime) -> SigningKey:
     """The signing key, created on first use."""
     key = current_key(conn)

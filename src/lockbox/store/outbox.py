@@ -130,6 +130,32 @@ def claim(
     return [_row(r) for r in rows]
 
 
+def renew(
+    conn: Connection, row_id: str, owner: str, *, now: datetime, lease_until: datetime
+) -> bool:
+    """Extend ``owner``'s live lease on one pending row to ``lease_until``; False if it is gone.
+
+    The conditions are the whole point: the row must still be pending, still
+    leased to ``owner``, and the lease must not have run out (from then on the
+    row was claimable, so the claim no longer vouches for it). One
+    conditional ``UPDATE``: on PostgreSQL it waits for a concurrent claim's
+    row lock and then re-checks the owner, on SQLite writers are serialised;
+    either way a row is never renewed by one worker while leased to another.
+    """
+    o = t.outbox.c
+    result = conn.execute(
+        update(t.outbox)
+        .where(
+            o.id == row_id,
+            o.lease_owner == owner,
+            o.status == "pending",
+            o.lease_until > now,
+        )
+        .values(lease_until=lease_until)
+    )
+    return result.rowcount == 1
+
+
 def mark_sent(conn: Connection, row_id: str, now: datetime) -> bool:
     """Record a delivery. Whoever sent it, it *was* sent: no owner check here."""
     o = t.outbox.c
@@ -145,6 +171,10 @@ def mark_sent(conn: Connection, row_id: str, now: datetime) -> bool:
         )
     )
     return result.rowcount == 1
+
+
+def set_payload(conn: Connection, row_id: str, payload: dict[str, Any]) -> None:
+    conn.execute(update(t.outbox).where(t.outbox.c.id == row_id).values(payload=payload))
 
 
 def mark_failed(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -47,8 +47,9 @@ def _policy_columns(policy: LockboxPolicy) -> dict[str, Any]:
     }
 
 
-def _tenant(row: RowMapping) -> Tenant:
+def _tenant(row: RowMapping, domains: tuple[str, ...] = ()) -> Tenant:
     return Tenant(
+        email_domains=domains,
         id=row["id"],
         slug=row["slug"],
         name=row["name"],
@@ -78,6 +79,21 @@ def insert_tenant(conn: Connection, tenant: Tenant) -> None:
         )
     )
     conn.execute(insert(t.audit_heads).values(tenant_id=tenant.id, seq=0, hash=GENESIS_HASH))
+    set_tenant_domains(conn, tenant.id, tenant.email_domains, tenant.created_at)
+
+
+def _domains_of(conn: Connection, tenant_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    found: dict[str, list[str]] = {tid: [] for tid in tenant_ids}
+    if tenant_ids:
+        d = t.tenant_domains.c
+        rows = conn.execute(
+            select(d.tenant_id, d.domain)
+            .where(d.tenant_id.in_(list(tenant_ids)))
+            .order_by(d.domain)
+        )
+        for tenant_id, domain in rows:
+            found[tenant_id].append(domain)
+    return {tid: tuple(v) for tid, v in found.items()}
 
 
 def get_tenant(conn: Connection, ref: str) -> Tenant | None:
@@ -87,7 +103,35 @@ def get_tenant(conn: Connection, ref: str) -> Tenant | None:
         .mappings()
         .first()
     )
-    return _tenant(row) if row else None
+    if row is None:
+        return None
+    return _tenant(row, _domains_of(conn, [row["id"]])[row["id"]])
+
+
+def lock_tenant(conn: Connection, tenant_id: str) -> None:
+    """Row-lock a tenant (PostgreSQL) before changing what belongs to it."""
+    conn.execute(select(t.tenants.c.id).where(t.tenants.c.id == tenant_id).with_for_update())
+
+
+def domain_owners(conn: Connection, domains: Sequence[str]) -> dict[str, str]:
+    """domain → tenant id, for those of ``domains`` that belong to a tenant."""
+    if not domains:
+        return {}
+    d = t.tenant_domains.c
+    rows = conn.execute(select(d.domain, d.tenant_id).where(d.domain.in_(list(domains))))
+    return {str(domain): str(tenant_id) for domain, tenant_id in rows}
+
+
+def set_tenant_domains(
+    conn: Connection, tenant_id: str, domains: Sequence[str], now: datetime
+) -> None:
+    """Replace a tenant's domains (the primary key keeps each domain in one tenant)."""
+    conn.execute(delete(t.tenant_domains).where(t.tenant_domains.c.tenant_id == tenant_id))
+    if domains:
+        conn.execute(
+            insert(t.tenant_domains),
+            [{"domain": d, "tenant_id": tenant_id, "created_at": now} for d in domains],
+        )
 
 
 def slug_taken(conn: Connection, slug: str) -> bool:
@@ -98,7 +142,9 @@ def list_tenants(conn: Connection, only: str | None = None) -> list[Tenant]:
     query = select(t.tenants).order_by(t.tenants.c.slug)
     if only is not None:
         query = query.where(t.tenants.c.id == only)
-    return [_tenant(r) for r in conn.execute(query).mappings()]
+    rows = list(conn.execute(query).mappings())
+    domains = _domains_of(conn, [r["id"] for r in rows])
+    return [_tenant(r, domains[r["id"]]) for r in rows]
 
 
 def update_tenant(conn: Connection, tenant: Tenant, expected_version: int) -> None:
@@ -149,6 +195,7 @@ def insert_user(conn: Connection, user: User, password_hash: str | None = None) 
         insert(t.users).values(
             id=user.id,
             email=user.email,
+            email_key=email_key(user.email),
             display_name=user.display_name,
             side=user.side.value,
             tenant_id=user.tenant_id,
@@ -181,22 +228,25 @@ def get_password_hash(conn: Connection, user_id: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def email_key(email: str) -> str:
+    """The unique, indexed form of an address: one address is one user whatever its case."""
+    return email.strip().lower()
+
+
 def get_user(conn: Connection, ref: str) -> User | None:
     """By id or (case-insensitively) by e-mail address."""
-    # Ids and e-mail addresses cannot be confused ('@' never occurs in an id), and
-    # looking up by primary key when we can keeps the hot path on an index.
-    where = (
-        t.users.c.id == ref
-        if "@" not in ref
-        else func.lower(t.users.c.email) == ref.strip().lower()
-    )
+    # Ids and e-mail addresses cannot be confused ('@' never occurs in an id); both
+    # look-ups are on a unique index, so at most one user can ever match.
+    where = t.users.c.id == ref if "@" not in ref else t.users.c.email_key == email_key(ref)
     row = conn.execute(select(t.users).where(where)).mappings().first()
     return _users(conn, [row])[0] if row else None
 
 
-def email_taken(conn: Connection, email: str) -> bool:
-    query = select(t.users.c.id).where(func.lower(t.users.c.email) == email.lower())
-    return conn.execute(query).first() is not None
+def email_owner(conn: Connection, email: str) -> tuple[str, str | None] | None:
+    """(user id, tenant id or None for staff) of the user with this address, if any."""
+    query = select(t.users.c.id, t.users.c.tenant_id).where(t.users.c.email_key == email_key(email))
+    row = conn.execute(query).first()
+    return (row[0], row[1]) if row else None
 
 
 def list_users(
@@ -261,8 +311,12 @@ def insert_case(conn: Connection, case: SupportCase) -> None:
     )
 
 
-def get_case(conn: Connection, case_id: str) -> SupportCase | None:
-    row = conn.execute(select(t.cases).where(t.cases.c.id == case_id)).mappings().first()
+def get_case(conn: Connection, case_id: str, *, lock: bool = False) -> SupportCase | None:
+    """A case; ``lock`` row-locks it (PostgreSQL), the first lock in the documented order."""
+    query = select(t.cases).where(t.cases.c.id == case_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
     return _case(row) if row else None
 
 
@@ -338,6 +392,7 @@ def _decisions(conn: Connection, request_ids: Sequence[str]) -> dict[str, list[D
                     kind=DecisionKind(r["kind"]),
                     at=r["at"],
                     comment=r["comment"],
+                    credential=r["credential"],
                 )
             )
     return found
@@ -403,6 +458,7 @@ def update_request(conn: Connection, request: AccessRequest, previous: AccessReq
                     "kind": d.kind.value,
                     "at": d.at,
                     "comment": d.comment,
+                    "credential": d.credential,
                 }
                 for d in new
             ],
@@ -518,14 +574,19 @@ def list_requests(
     return page, next_cursor
 
 
-def open_requests_for_case(conn: Connection, case_id: str) -> list[AccessRequest]:
+def open_requests_for_case(
+    conn: Connection, case_id: str, *, lock: bool = False
+) -> list[AccessRequest]:
+    """Requests on a case that are not terminal; ``lock`` row-locks them in id order
+    (the second lock in the documented order), so a concurrent transition waits."""
     c = t.access_requests.c
-    rows = conn.execute(
-        select(t.access_requests)
-        .where(c.case_id == case_id, c.state.in_([s.value for s in OPEN_STATES]))
-        .order_by(c.created_at)
-    ).mappings()
-    return _requests(conn, list(rows))
+    query = select(t.access_requests).where(
+        c.case_id == case_id, c.state.in_([s.value for s in OPEN_STATES])
+    )
+    query = query.order_by(c.id).with_for_update() if lock else query.order_by(c.created_at)
+    rows = list(conn.execute(query).mappings())
+    found = _requests(conn, rows)
+    return sorted(found, key=lambda r: (r.created_at, r.id)) if lock else found
 
 
 def active_requests_for(

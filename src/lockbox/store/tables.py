@@ -83,6 +83,9 @@ users = Table(
     metadata,
     Column("id", ID, primary_key=True),
     Column("email", String(320), nullable=False, unique=True),
+    # The address lower-cased: unique, so two spellings of one address can never be two
+    # users (concurrent creations race on this index), and look-ups by e-mail use it.
+    Column("email_key", String(320), nullable=False, unique=True),
     Column("display_name", String(200), nullable=False),
     Column("side", String(16), nullable=False),
     Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=True, index=True),
@@ -110,6 +113,40 @@ api_tokens = Table(
     Column("expires_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
     Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+tenant_domains = Table(
+    "tenant_domains",
+    metadata,
+    # One domain belongs to at most one tenant: its admins may add users only there.
+    Column("domain", String(253), primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+resource_services = Table(
+    "resource_services",
+    metadata,
+    # What a resource-service user serves; a service without a row serves nothing.
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("audience", String(200), nullable=True, unique=True),
+    Column("all_tenants", Boolean, nullable=False),
+    Column("tenant_ids", JSON, nullable=False),
+    Column("prefixes", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("code_hash", String(200), nullable=False),  # Argon2id of the one-time code
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("created_by", String(40), nullable=False),
 )
 
 cases = Table(
@@ -172,6 +209,8 @@ request_decisions = Table(
     Column("kind", String(16), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("comment", Text, nullable=True),
+    # Which credential the decision was made with (``token:tok_…``, ``session:ses_…``).
+    Column("credential", String(80), nullable=True),
 )
 
 audit_events = Table(
