@@ -125,6 +125,7 @@ def create_app(config: Config | None = None) -> FastAPI:
         yield
         await guard.aclose()  # flush the action reports before exiting
         sender.close()
+        verifier.close()
 
     app = FastAPI(title="Example mail store (protected by Lockbox)", lifespan=lifespan)
     app.state.guard = guard

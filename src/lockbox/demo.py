@@ -43,7 +43,8 @@ def run_demo(keep: Path | None = None) -> int:
 
 def _play(app: Lockbox) -> int:
     clock = app.clock
-    assert isinstance(clock, ManualClock)
+    if not isinstance(clock, ManualClock):
+        raise TypeError("the demo needs a manual clock")
     op = Principal.operator()
     console.rule("Setting the scene")
     contoso = tenants.create_tenant(app, op, slug="contoso", name="Contoso Ltd")

@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 from lockbox.config import Settings
+from lockbox.domain.errors import present
 from lockbox.notify.dispatcher import Dispatcher, DispatchResult
 from lockbox.service.app import Lockbox
 from lockbox.service.sweeper import sweep_deadlines
@@ -93,7 +94,7 @@ class Worker:
 
     def run_round(self) -> RoundResult:
         """One sweep and one dispatch pass (until nothing is due or a stop is requested)."""
-        assert self.dispatcher is not None
+        dispatcher = present(self.dispatcher, "the dispatcher")
         result = RoundResult()
         batch = self.batch or self.settings.worker_batch_size
         try:
@@ -102,7 +103,7 @@ class Worker:
             log.exception("worker.sweep_failed")
         if not self.stop.is_set():
             try:
-                result.dispatch = self.dispatcher.dispatch_due(batch)
+                result.dispatch = dispatcher.dispatch_due(batch)
             except Exception:
                 log.exception("worker.dispatch_failed")
         fields = {"expired": result.expired, **result.dispatch.as_dict()}
@@ -112,13 +113,13 @@ class Worker:
 
     def run(self, *, once: bool = False) -> int:
         """Run rounds until stopped (or one round with ``once``); returns the exit code 0."""
-        assert self.dispatcher is not None
+        dispatcher = present(self.dispatcher, "the dispatcher")
         interval = self.interval or self.settings.worker_interval_seconds
         log.info(
             "worker.started",
             extra={
                 "fields": {
-                    "owner": self.dispatcher.owner,
+                    "owner": dispatcher.owner,
                     "once": once,
                     "interval": interval,
                     "database": self.app.db.dialect,
@@ -134,8 +135,8 @@ class Worker:
                     break
                 self.stop.wait(interval)  # wakes at once on SIGTERM / SIGINT
         finally:
-            self.dispatcher.close()
+            dispatcher.close()
             if self._stopping:
                 log.info("worker.signal", extra={"fields": {"signal": self._stopping}})
-            log.info("worker.stopped", extra={"fields": {"owner": self.dispatcher.owner}})
+            log.info("worker.stopped", extra={"fields": {"owner": dispatcher.owner}})
         return 0

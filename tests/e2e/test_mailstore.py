@@ -280,3 +280,73 @@ def test_mailstore_command_flushes_reports_on_shutdown(env: Env) -> None:
         stop(proc)
     assert proc.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after its shutdown
     assert len(reads(env, "contoso", req.id)) == 1
+
+
+def _chain_text(env: Env, tenant: str) -> str:
+    return json.dumps([r.as_dict() for r in records(env, tenant)])
+
+
+def test_every_refusal_lands_in_the_chain_of_the_tenant_asked_about(
+    env: Env, online_store: MailStore, token_store: MailStore
+) -> None:
+    req = approve(env, submit(env))
+    token = token_for(env, req.id)
+    before = len(records(env, "fabrikam"))
+    hostile = "/mailboxes/contoso/bad name\u202e@contoso.com"
+    for store in (online_store, token_store):
+        assert store.get(FABRIKAM_PATH, token).status_code == 403
+        assert store.get(FABRIKAM_PATH, None).status_code == 401
+        assert store.get(hostile, token).status_code == 403
+        store.flush()
+    fabrikam = records(env, "fabrikam")[before:]
+    wrong_tenant = [r for r in fabrikam if r.details.get("reason") == "wrong_tenant"]
+    assert len(wrong_tenant) == 2
+    for record in wrong_tenant:
+        assert record.details["outcome"] == "denied"
+        assert record.details["engineer"] == env.engineer.id
+        assert record.details["flag"] == "grant_of_another_tenant"
+        assert record.request_id is None
+        assert record.details["resource"] == "exchange/mailbox/alice@fabrikam.com"
+    anonymous = [r for r in fabrikam if r.details.get("reason") == "missing_token"]
+    assert len(anonymous) == 2 and all(r.details["engineer"] is None for r in anonymous)
+    # Fabrikam's auditor learns nothing of Contoso's request.
+    assert req.id not in _chain_text(env, "fabrikam")
+    assert env.contoso not in _chain_text(env, "fabrikam")
+    # A name Lockbox cannot parse is kept, escaped, on the refusal instead of being lost.
+    raw = [r for r in records(env, "contoso", req.id) if "resource_raw" in r.details]
+    assert len(raw) == 2
+    assert raw[0].details["resource_raw"] == "exchange/mailbox/bad name\\u202e@contoso.com"
+    assert raw[0].details["outcome"] == "denied"
+    assert all(report.ok for report in audit.verify(env.lockbox, env.admin))
+
+
+def test_one_bad_event_never_costs_its_batch(env: Env) -> None:
+    from lockbox.sdk.reporter import EventReporter
+
+    req = approve(env, submit(env))
+    with LockboxClient(env.url, env.service_token) as client:
+        reporter = EventReporter(client.report_events, linger=5.0)
+        reporter.report(request_id=req.id, action="read", resource=ALICE, detail="first")
+        reporter.report(request_id=None, tenant="no-such-tenant", action="read", resource=ALICE)
+        reporter.report(request_id=req.id, action="read", resource=ALICE, detail="third")
+        assert reporter.close(timeout=30)
+    assert reporter.stats["rejected"] == 1 and reporter.stats["failed"] == 0
+    details = [r.details.get("detail") for r in reads(env, "contoso", req.id)]
+    assert details == ["first", "third"]
+
+
+def test_retiring_a_key_ends_its_tokens_at_once_in_online_mode(
+    env: Env, online_store: MailStore, token_store: MailStore
+) -> None:
+    req = approve(env, submit(env))
+    old = token_for(env, req.id)
+    assert online_store.get(ALICE_PATH, old).status_code == 200
+    assert token_store.get(ALICE_PATH, old).status_code == 200  # its key set is now cached
+    access.rotate_keys(env.lockbox, env.admin)
+    access.retire_key(env.lockbox, env.admin, jwt.get_unverified_header(old)["kid"])
+    refused = online_store.get(ALICE_PATH, old)
+    assert (refused.status_code, reason(refused)) == (403, "key_retired")
+    fresh = token_for(env, req.id)
+    assert online_store.get(ALICE_PATH, fresh).status_code == 200
+    # Token-only mode trusts its cached key set for at most its max_age (documented bound).
+    assert token_store.app.state.verifier.max_age <= 60

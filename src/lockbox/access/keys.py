@@ -48,7 +48,8 @@ class SigningKey:
 
     def private_key(self) -> Ed25519PrivateKey:
         key = serialization.load_pem_private_key(self.private_pem.encode("ascii"), password=None)
-        assert isinstance(key, Ed25519PrivateKey)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise TypeError(f"signing key {self.kid} is not an Ed25519 key")
         return key
 
     def summary(self, now: datetime) -> dict[str, Any]:

@@ -50,7 +50,8 @@ def _v1_routers() -> list[APIRouter]:
     for name in ROUTER_MODULES:
         module = import_module(f"lockbox.api.{name}")
         router = module.router
-        assert isinstance(router, APIRouter)
+        if not isinstance(router, APIRouter):
+            raise TypeError(f"lockbox.api.{name}.router is not an APIRouter")
         routers.append(router)
     return routers
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from lockbox.domain.errors import AuthenticationFailed
+from lockbox.domain.errors import AuthenticationFailed, BrokenInvariant
 from lockbox.domain.roles import Principal
 from lockbox.service import tokens
 from lockbox.service.app import Lockbox
@@ -17,7 +17,8 @@ _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization
 
 def get_lockbox(request: Request) -> Lockbox:
     app = request.app.state.lockbox
-    assert isinstance(app, Lockbox)
+    if not isinstance(app, Lockbox):
+        raise BrokenInvariant("the application has no Lockbox context")
     return app
 
 

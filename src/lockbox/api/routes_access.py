@@ -208,5 +208,7 @@ def report_events(body: EventsBody, lockbox: LockboxDep, principal: PrincipalDep
     tags=["access"],
 )
 def jwks(lockbox: LockboxDep, response: Response) -> dict[str, Any]:
-    response.headers["Cache-Control"] = "public, max-age=60"
+    # Revalidate every time: a cache in front of Lockbox must not stretch how long a
+    # retired key keeps verifying beyond the SDK's own bound (its max_age).
+    response.headers["Cache-Control"] = "no-cache"
     return access.jwks(lockbox)

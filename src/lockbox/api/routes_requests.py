@@ -21,6 +21,7 @@ from lockbox.api.schemas import (
     RequestPage,
     ReviewBody,
 )
+from lockbox.domain.errors import require
 from lockbox.domain.lifecycle import State
 from lockbox.domain.roles import Principal
 from lockbox.service import requests, views
@@ -40,7 +41,10 @@ StateName = Literal[
     "revoked",
     "access_ended",
 ]
-assert set(StateName.__args__) == {s.value for s in State}  # type: ignore[attr-defined]
+require(
+    set(StateName.__args__) == {s.value for s in State},  # type: ignore[attr-defined]
+    "StateName must list every State",
+)
 
 _ACTION_DOC = (
     "Send `If-Match` with the ETag you read to act only on that version (412 if it "

@@ -16,6 +16,7 @@ from lockbox.cli.backend import Backend, LocalBackend
 from lockbox.domain.errors import LockboxError, ValidationError
 from lockbox.domain.lifecycle import render_document, render_markdown, render_mermaid
 from lockbox.domain.policy import parse_duration
+from lockbox.store.db import MigrationRefused
 
 app = typer.Typer(
     name="lockbox",
@@ -102,7 +103,8 @@ class Settings:
 
 def settings(ctx: typer.Context) -> Settings:
     obj = ctx.find_root().obj
-    assert isinstance(obj, Settings)
+    if not isinstance(obj, Settings):
+        raise RuntimeError("the lockbox command was not initialised")
     return obj
 
 
@@ -160,7 +162,11 @@ def db_upgrade(ctx: typer.Context) -> None:
     backend = settings(ctx).backend
     if not isinstance(backend, LocalBackend):
         raise ValidationError("server", "db upgrade works on the local database only")
-    backend.migrate()
+    try:
+        backend.migrate()
+    except MigrationRefused as exc:
+        output.err.print(f"error: the upgrade stopped: {exc}", markup=False)
+        raise typer.Exit(1) from None
     output.err.print(f"database at revision head ({backend.app.db.dialect})")
 
 

@@ -7,7 +7,9 @@ messages, and users get a message that says exactly why.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 class LockboxError(Exception):
@@ -102,3 +104,24 @@ class AlreadyExists(LockboxError):
 
     code = "already_exists"
     title = "Already exists"
+
+
+class BrokenInvariant(Exception):
+    """A bug: something the code guarantees did not hold. Not a refusal (the API answers 500).
+
+    Raised explicitly instead of with ``assert``, which ``python -O`` strips: a check
+    that guards behaviour must run in every build.
+    """
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`BrokenInvariant` unless ``condition`` holds."""
+    if not condition:
+        raise BrokenInvariant(message)
+
+
+def present(value: _T | None, what: str) -> _T:
+    """``value``, which the caller knows cannot be None here; a None is a bug, said plainly."""
+    if value is None:
+        raise BrokenInvariant(f"{what} is missing")
+    return value

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from lockbox.domain.errors import require
 from lockbox.domain.permissions import Intent
 
 
@@ -125,8 +126,8 @@ TRANSITIONS: tuple[Transition, ...] = (
 _BY_KEY: dict[tuple[State | None, Event], Transition] = {
     (t.source, t.event): t for t in TRANSITIONS
 }
-assert len(_BY_KEY) == len(TRANSITIONS), "duplicate (source, event) in TRANSITIONS"
-assert not any(t.source in TERMINAL for t in TRANSITIONS), "a transition leaves a terminal state"
+require(len(_BY_KEY) == len(TRANSITIONS), "duplicate (source, event) in TRANSITIONS")
+require(not any(t.source in TERMINAL for t in TRANSITIONS), "a transition leaves a terminal state")
 
 
 def find(source: State | None, event: Event) -> Transition | None:

@@ -23,6 +23,8 @@ from lockbox.domain.errors import (
     PermissionDenied,
     SeparationOfDuties,
     ValidationError,
+    present,
+    require,
 )
 from lockbox.domain.instants import format_optional
 from lockbox.domain.lifecycle import ActorRule, Event, State
@@ -357,8 +359,7 @@ def expire(request: AccessRequest, *, now: datetime) -> Change | None:
         return None
     event = Event.END_ACCESS if request.state is State.APPROVED else Event.EXPIRE
     transition = _lookup(request, event)
-    deadline = request.stage_deadline()
-    assert deadline is not None
+    deadline = present(request.stage_deadline(), "the deadline that passed")
     # Dated when recorded; the deadline that passed is kept in the details.
     return _finish(
         request,
@@ -421,6 +422,12 @@ def check_access(
 # -- internals ----------------------------------------------------------------------
 
 
+#: The permission-matrix intent of each event people cause (from the transition table).
+_INTENTS: dict[Event, Intent] = {
+    t.event: t.intent for t in reversed(lifecycle.TRANSITIONS) if t.intent is not None
+}
+
+
 def _lookup(request: AccessRequest, event: Event) -> lifecycle.Transition:
     transition = lifecycle.find(request.state, event)
     if transition is None:
@@ -433,13 +440,10 @@ def _lookup(request: AccessRequest, event: Event) -> lifecycle.Transition:
 
 def _guard(request: AccessRequest, event: Event, actor: Principal, now: datetime) -> None:
     """Visibility and role, then state, then deadline, then the person-level rule."""
-    first = next(
-        (t for t in lifecycle.TRANSITIONS if t.event is event and t.intent is not None), None
-    )
-    assert first is not None and first.intent is not None
+    intent = present(_INTENTS.get(event), f"the intent of {event.value}")
     authorize(
         actor,
-        first.intent,
+        intent,
         kind="request",
         tenant_id=request.tenant_id,
         owner_id=request.requester_id,
@@ -497,7 +501,10 @@ def _change(
     **details: Any,
 ) -> Change:
     transition = lifecycle.find(before.state, event)
-    assert transition is not None and after.state in transition.targets, (before.state, event)
+    require(
+        transition is not None and after.state in transition.targets,
+        f"{event.value} from {before.state.value} cannot lead to {after.state.value}",
+    )
     after = replace(after, updated_at=now, version=before.version + 1)
     payload = dict(details)
     if comment:

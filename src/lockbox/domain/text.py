@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from lockbox.domain.errors import ValidationError
+from lockbox.domain.errors import ValidationError, present
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
 _LINE_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
@@ -42,9 +42,7 @@ def text(
 
 
 def required_text(value: object, field: str, *, max_len: int, multiline: bool = True) -> str:
-    result = text(value, field, max_len=max_len, required=True, multiline=multiline)
-    assert result is not None
-    return result
+    return present(text(value, field, max_len=max_len, required=True, multiline=multiline), field)
 
 
 def comment(value: object, field: str = "comment") -> str | None:

@@ -76,6 +76,15 @@ def _answer(response: httpx.Response) -> Any:
     return response.json()
 
 
+def _object(data: Any) -> dict[str, Any]:
+    """A JSON object answer; anything else means the server is not Lockbox (or broken)."""
+    if not isinstance(data, dict):
+        raise LockboxAPIError(
+            502, {"detail": "Lockbox answered with something other than a JSON object"}
+        )
+    return data
+
+
 def _check_body(
     engineer: str,
     tenant: str,
@@ -129,18 +138,15 @@ class LockboxClient:
         if audience is not None:
             body["audience"] = audience
         data = _answer(self._http.post("/v1/access/token", json=body))
-        assert isinstance(data, dict)
-        return data
+        return _object(data)
 
     def report_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         data = _answer(self._http.post("/v1/access/events", json={"events": events}))
-        assert isinstance(data, dict)
-        return data
+        return _object(data)
 
     def jwks(self) -> dict[str, Any]:
         data = _answer(self._http.get("/.well-known/jwks.json"))
-        assert isinstance(data, dict)
-        return data
+        return _object(data)
 
     def close(self) -> None:
         self._http.close()
@@ -187,8 +193,7 @@ class AsyncLockboxClient:
 
     async def report_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         data = _answer(await self._http.post("/v1/access/events", json={"events": events}))
-        assert isinstance(data, dict)
-        return data
+        return _object(data)
 
     async def aclose(self) -> None:
         await self._http.aclose()

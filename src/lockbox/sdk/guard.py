@@ -221,7 +221,8 @@ class LockboxGuard:
         return grant
 
     async def _verify(self, request: Request) -> AccessClaims:
-        assert self.verifier is not None
+        if self.verifier is None:
+            raise RuntimeError("token mode needs a verifier")
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -237,7 +238,8 @@ class LockboxGuard:
             ) from None
 
     async def _identify(self, request: Request) -> str:
-        assert self.identify is not None
+        if self.identify is None:
+            raise RuntimeError("identify mode needs an identify callable")
         found = self.identify(request)
         engineer = await found if not isinstance(found, str | None) else found
         if not engineer:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lockbox.domain.errors import InvalidTransition, NotFound, ValidationError
+from lockbox.domain.errors import InvalidTransition, NotFound, ValidationError, present
 from lockbox.domain.permissions import Intent, allows
 from lockbox.domain.roles import Principal
 from lockbox.service.app import Lockbox, log
@@ -90,8 +90,7 @@ def retry_message(app: Lockbox, actor: Principal, message_id: str) -> OutboxRow:
             raise InvalidTransition(
                 f"only failed messages can be retried; this one is {row.status}", state=row.status
             )
-        fresh = store.get_row(tx.conn, row.id)
-    assert fresh is not None
+        fresh = present(store.get_row(tx.conn, row.id), "the re-queued message")
     log.info("outbox message %s re-queued by %s", row.id, actor.id)
     return fresh
 

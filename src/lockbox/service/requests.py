@@ -8,7 +8,7 @@ from datetime import datetime
 
 from lockbox.domain import request as domain
 from lockbox.domain.audit import AuditRecord
-from lockbox.domain.errors import Conflict, NotFound, ValidationError
+from lockbox.domain.errors import Conflict, NotFound, ValidationError, present
 from lockbox.domain.ids import new_id
 from lockbox.domain.instants import optional_utc_instant
 from lockbox.domain.lifecycle import State
@@ -82,8 +82,7 @@ def _transition(
                 state=current.effective_state(tx.now).value,
                 version=current.version,
             )
-        tenant = tx.tenant(current.tenant_id)
-        assert tenant is not None
+        tenant = present(tx.tenant(current.tenant_id), "the request's tenant")
         change = decide(current, tenant.policy, tx.now)
         repo.update_request(tx.conn, change.request, current)
         tx.record(change)

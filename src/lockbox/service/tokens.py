@@ -19,6 +19,7 @@ from lockbox.domain.errors import (
     NotFound,
     PermissionDenied,
     ValidationError,
+    present,
 )
 from lockbox.domain.ids import new_id
 from lockbox.domain.instants import format_optional
@@ -128,8 +129,7 @@ def revoke_token(app: Lockbox, actor: Principal, token_id: str) -> TokenRow:
         # Audit only the call that revoked it: on PostgreSQL concurrent revocations all read
         # ``revoked_at`` as unset, but only one UPDATE matches ``revoked_at IS NULL``.
         revoked_now = store.revoke(tx.conn, row.id, tx.now)
-        refreshed = store.by_id(tx.conn, row.id)
-        assert refreshed is not None
+        refreshed = present(store.by_id(tx.conn, row.id), "the revoked token")
         holder = repo.get_user(tx.conn, row.user_id)
         if holder is not None and holder.tenant_id and revoked_now:
             tx.audit(

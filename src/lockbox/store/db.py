@@ -112,6 +112,14 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+class MigrationRefused(RuntimeError):
+    """A migration found data it cannot carry over safely; the message says what to fix.
+
+    The transaction is rolled back (on PostgreSQL and, for the batch steps, on SQLite),
+    so nothing is half-migrated: fix the data and run the upgrade again.
+    """
+
+
 def migrations_config(db: Database) -> Any:
     """An Alembic config pointing at the packaged migrations and this database."""
     from alembic.config import Config

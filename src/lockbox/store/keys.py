@@ -128,6 +128,5 @@ def retire(conn: Connection, kid: str, now: datetime, *, unpublish: bool = True)
     if unpublish and (key.publish_until is None or key.publish_until > now):
         values["publish_until"] = now
     conn.execute(update(t.signing_keys).where(c.kid == kid).values(**values))
-    row = conn.execute(select(t.signing_keys).where(c.kid == kid)).mappings().first()
-    assert row is not None
+    row = conn.execute(select(t.signing_keys).where(c.kid == kid)).mappings().one()
     return _key(row)

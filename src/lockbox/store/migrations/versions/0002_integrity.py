@@ -23,15 +23,12 @@ import sqlalchemy as sa
 from alembic import op
 
 import lockbox.store.tables
+from lockbox.store.db import MigrationRefused
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
-
-
-class DuplicateEmails(RuntimeError):
-    """Raised (and shown by ``lockbox db upgrade``) when addresses collide without case."""
 
 
 def upgrade() -> None:
@@ -47,7 +44,7 @@ def upgrade() -> None:
     ).all()
     if duplicates:
         listed = ", ".join(f"{row[0]} ({row[1]} users)" for row in duplicates)
-        raise DuplicateEmails(
+        raise MigrationRefused(
             "cannot make e-mail addresses unique regardless of case: these addresses belong "
             f"to more than one user: {listed}. Rename or deactivate-and-rename the extra "
             "accounts (each address must be one person), then run the upgrade again."

@@ -1,0 +1,1 @@
+"""Browser tests: real Chromium (Debian's package) against the server-rendered pages."""
