@@ -52,6 +52,22 @@ class Settings(BaseSettings):
     #: Tests and local development only: also accept ``http://`` to 127.0.0.1 / localhost.
     webhook_allow_http_loopback: bool = False
 
+    # -- the admin center (web pages) --
+    #: The provider's own name, as customers know it: pages and e-mails say
+    #: "Acme Cloud's support engineer asks…".
+    provider_name: str = Field(default="Your provider", min_length=1, max_length=100)
+    #: The admin center's public address, shown as plain text (never as a link) in e-mails.
+    public_address: str | None = Field(default=None, max_length=200)
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_max_hours: int = Field(default=12, ge=1, le=24 * 14)
+    #: ``auto``: ``Secure`` + ``__Host-`` cookies when the request came over HTTPS;
+    #: ``true`` always (behind a TLS proxy that does not say so); ``false`` for local HTTP.
+    cookie_secure: str = Field(default="auto", pattern=r"^(auto|true|false)$")
+    signin_account_limit: int = Field(default=5, ge=1, le=1000)
+    signin_ip_limit: int = Field(default=20, ge=1, le=100000)
+    signin_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    signin_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+
     # -- access tokens --
     access_token_audience: str = "lockbox-resource"
     access_token_ttl_seconds: int = 300

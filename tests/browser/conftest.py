@@ -9,11 +9,13 @@ without a browser cannot pass CI silently.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.browser import harness
+from tests.browser.site import Site, make_site
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright
@@ -88,3 +90,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_sep("-", "browser tests skipped", yellow=True)
         for reason in sorted(reasons):
             terminalreporter.write_line(reason, yellow=True, bold=True)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    """A live Lockbox (real app, fresh SQLite, demo people, a manual clock) on 127.0.0.1."""
+    yield from make_site(tmp_path)

@@ -39,6 +39,9 @@ def create_app(lockbox: Lockbox) -> FastAPI:
     app.include_router(health.router)
     for router in _v1_routers():
         app.include_router(router)
+    from lockbox.web.app import mount
+
+    mount(app)  # the admin center and support portal: pages at /, the API stays at /v1
     return app
 
 

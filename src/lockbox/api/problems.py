@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -39,6 +39,7 @@ STATUS: dict[type[errors.LockboxError], int] = {
     errors.InvalidTransition: 409,
     errors.Conflict: 409,
     errors.AlreadyExists: 409,
+    errors.RateLimited: 429,
 }
 
 
@@ -71,11 +72,25 @@ def problem(
 def from_domain(exc: errors.LockboxError) -> JSONResponse:
     status = status_for(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, errors.RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
     extra = dict(exc.extra)
     if isinstance(exc, errors.ValidationError):
         message = exc.message.removeprefix(f"{exc.field}: ")  # the field is named beside it
         extra = {"errors": [{"field": exc.field, "message": message}]}
     return problem(status, exc.code, exc.title, exc.message, headers=headers, **extra)
+
+
+def http_problem(exc: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    code = codes.get(exc.status_code, "http_error")
+    return problem(
+        exc.status_code,
+        code,
+        str(exc.detail) if exc.status_code != 404 else "Not found",
+        str(exc.detail),
+        headers=dict(exc.headers) if exc.headers else None,
+    )
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -110,16 +125,12 @@ def install(app: FastAPI) -> None:
         return problem(422, "validation_error", "Invalid input", detail, errors=items)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-        code = codes.get(exc.status_code, "http_error")
-        return problem(
-            exc.status_code,
-            code,
-            str(exc.detail) if exc.status_code != 404 else "Not found",
-            str(exc.detail),
-            headers=dict(exc.headers) if exc.headers else None,
-        )
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        pages = getattr(request.app.state, "page_errors", None)
+        if pages is not None and pages.handles(request):
+            response: Response = pages.http_error(request, exc)
+            return response
+        return http_problem(exc)
 
     @app.exception_handler(OperationalError)
     async def _busy(_request: Request, exc: OperationalError) -> JSONResponse:

@@ -106,6 +106,17 @@ class AlreadyExists(LockboxError):
     title = "Already exists"
 
 
+class RateLimited(LockboxError):
+    """Too many attempts (failed sign-ins, calls) in a window; try again after ``retry_after``."""
+
+    code = "rate_limited"
+    title = "Too many attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = max(1, retry_after)
+
+
 class BrokenInvariant(Exception):
     """A bug: something the code guarantees did not hold. Not a refusal (the API answers 500).
 

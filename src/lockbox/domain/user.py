@@ -19,6 +19,7 @@ class User:
     roles: frozenset[Role]
     created_at: datetime
     active: bool = True
+    time_zone: str | None = None  # chosen for pages; None: UTC, refined by the browser
 
     def principal(self, credential: str | None = None) -> Principal:
         return Principal(

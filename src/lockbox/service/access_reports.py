@@ -110,7 +110,9 @@ def report_events(app: Lockbox, actor: Principal, events: object) -> ReportResul
         # Lock order: request rows (first-use marks, in id order) before the audit head.
         candidates = sorted({p.request.id for p in planned if p.request and p.may_be_first_use})
         first_uses = {rid for rid in candidates if repo.mark_first_use(tx.conn, rid, tx.now)}
-        for item in planned:
+        # Then the audit heads, one tenant after another in id order: two reports naming
+        # the same tenants in opposite orders must not wait for each other's heads.
+        for item in sorted(planned, key=lambda p: (p.tenant_id, p.index)):
             first = item.request is not None and item.request.id in first_uses
             if first and item.request is not None:
                 first_uses.discard(item.request.id)
@@ -136,6 +138,7 @@ def report_events(app: Lockbox, actor: Principal, events: object) -> ReportResul
                     first_use=first,
                 )
             )
+    result.recorded.sort(key=lambda r: r.index)
     return result
 
 

@@ -53,7 +53,12 @@ class Lockbox:
                 raise Conflict("a concurrent change won; reload and try again") from exc
             raise
         except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) in _RACE_SQLSTATES:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            if sqlstate in _RACE_SQLSTATES:
+                if sqlstate == "40P01":
+                    # Locks are taken in one documented order, so a deadlock is a bug to fix,
+                    # even though the caller only sees an ordinary conflict.
+                    log.error("database deadlock (40P01): the lock order was broken somewhere")
                 raise Conflict("a concurrent change won; reload and try again") from exc
             raise
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from sqlalchemy.exc import IntegrityError
+
 from lockbox.domain import text
 from lockbox.domain.errors import AlreadyExists, NotFound, ValidationError
 from lockbox.domain.ids import new_id
@@ -56,7 +58,16 @@ def create_user(
             roles=parsed,
             created_at=tx.now,
         )
-        repo.insert_user(tx.conn, user, password_hash)
+        try:
+            with tx.conn.begin_nested():
+                repo.insert_user(tx.conn, user, password_hash)
+        except IntegrityError:
+            # The address was taken (in any spelling) by a creation that committed meanwhile.
+            if actor.side is Side.CUSTOMER:
+                raise ValidationError("email", _domain_rule(tenant_obj)) from None
+            raise AlreadyExists(
+                f"a user with e-mail {clean_email} already exists", field="email"
+            ) from None
         if tenant_id:
             tx.audit(
                 tenant_id=tenant_id,

@@ -185,6 +185,7 @@ def _users(conn: Connection, rows: Sequence[RowMapping]) -> list[User]:
             roles=frozenset(roles[r["id"]]),
             created_at=r["created_at"],
             active=r["active"],
+            time_zone=r["time_zone"],
         )
         for r in rows
     ]
@@ -221,6 +222,10 @@ def set_user_active(conn: Connection, user_id: str, active: bool) -> None:
 
 def set_password_hash(conn: Connection, user_id: str, password_hash: str | None) -> None:
     conn.execute(update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash))
+
+
+def set_time_zone(conn: Connection, user_id: str, zone: str | None) -> None:
+    conn.execute(update(t.users).where(t.users.c.id == user_id).values(time_zone=zone))
 
 
 def get_password_hash(conn: Connection, user_id: str) -> str | None:

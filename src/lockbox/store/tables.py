@@ -93,6 +93,8 @@ users = Table(
     Column("password_hash", String(200), nullable=True),
     Column("active", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # The person's chosen IANA time zone for pages; None: UTC, refined by the browser.
+    Column("time_zone", String(64), nullable=True),
 )
 
 user_roles = Table(
@@ -148,6 +150,36 @@ password_resets = Table(
     Column("used_at", UTCDateTime, nullable=True),
     Column("attempts", Integer, nullable=False),
     Column("created_by", String(40), nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    # Server-side sessions of the admin center: the cookie holds a random secret, the
+    # database only its SHA-256 digest, so a stolen database opens no session.
+    Column("id", ID, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("csrf_secret", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # the absolute lifetime
+    Column("authenticated_at", UTCDateTime, nullable=False),
+    Column("auth_method", String(32), nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("client_ip", String(64), nullable=True),
+    Column("user_agent", String(200), nullable=True),
+    Column("flash", JSON, nullable=True),  # messages to show on the next page
+)
+
+signin_throttle = Table(
+    "signin_throttle",
+    metadata,
+    # Failed sign-ins per key ("account:<address>", "ip:<address>") in a sliding window.
+    Column("key", String(400), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_started_at", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime, nullable=True),
 )
 
 cases = Table(
