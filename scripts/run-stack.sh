@@ -11,6 +11,11 @@ MAILSTORE_PORT=${MAILSTORE_PORT:-8100}
 SMTP_PORT=${SMTP_PORT:-8025}
 
 export LOCKBOX_SMTP_HOST=127.0.0.1 LOCKBOX_SMTP_PORT="$SMTP_PORT" LOCKBOX_SMTP_SECURITY=none
+# The demo provider's name and admin-center address (pages and e-mails say them).
+export LOCKBOX_PROVIDER_NAME="${LOCKBOX_PROVIDER_NAME:-Acme Cloud}"
+export LOCKBOX_PUBLIC_ADDRESS="${LOCKBOX_PUBLIC_ADDRESS:-127.0.0.1:$LOCKBOX_PORT}"
+# Plain HTTP on loopback: session cookies without the Secure flag.
+export LOCKBOX_COOKIE_SECURE="${LOCKBOX_COOKIE_SECURE:-false}"
 
 for port in "$LOCKBOX_PORT" "$MAILSTORE_PORT" "$SMTP_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -44,7 +49,9 @@ pids+=($!)
 
 cat <<MSG
 
-  Lockbox API      http://127.0.0.1:$LOCKBOX_PORT   (OpenAPI docs at /docs)
+  Admin center     http://127.0.0.1:$LOCKBOX_PORT/   (sign in as a demo user, e.g.
+                   paula@contoso.example / demo-contoso-approver-password; all passwords above)
+  Lockbox API      http://127.0.0.1:$LOCKBOX_PORT/v1   (OpenAPI docs at /docs)
   Example mailstore http://127.0.0.1:$MAILSTORE_PORT
   E-mails          $DATA/mail/new/   (worker log: $DATA/worker.log)
   Demo API tokens  $DATA/demo-tokens.env   (one per role; see README "Try it")

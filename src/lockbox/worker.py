@@ -24,6 +24,7 @@ from typing import Any
 from lockbox.config import Settings
 from lockbox.domain.errors import present
 from lockbox.notify.dispatcher import Dispatcher, DispatchResult
+from lockbox.service import sessions
 from lockbox.service.app import Lockbox
 from lockbox.service.sweeper import sweep_deadlines
 
@@ -99,6 +100,7 @@ class Worker:
         batch = self.batch or self.settings.worker_batch_size
         try:
             result.expired = sweep_deadlines(self.app, batch=batch).expired
+            sessions.purge(self.app)
         except Exception:
             log.exception("worker.sweep_failed")
         if not self.stop.is_set():

@@ -335,3 +335,48 @@ def test_request_list_since_takes_dates_and_durations(cli: Cli) -> None:
     assert ids("--since", "2999-01-01T00:00:00Z") == []
     result = cli("request", "list", "--since", "yesterday", as_=ENGINEER, expect=2)
     assert "since" in _one_line_error(result)
+
+
+def test_history_and_audit_tables_name_people(cli: Cli) -> None:
+    bootstrap(cli)
+    _case, rid = open_and_submit(cli)
+    cli("request", "review", rid, "--approve", "--comment", "ok", as_=MANAGER)
+    cli("request", "approve", rid, "--comment", "today only", as_=APPROVER)
+    shown = cli("request", "show", rid, as_=APPROVER).out
+    assert "erin <erin@provider.example>" in shown  # requester and history, by name
+    assert "mark <mark@provider.example>" in shown
+    assert "paula <paula@contoso.example>" in shown
+    listed = cli("audit", "list", "--tenant", "contoso", as_=AUDITOR).out
+    assert "paula <paula@contoso.example>" in listed
+    assert "Local operator" in listed  # the tenant was created by the operator
+    data = cli.json("request", "show", rid, as_=APPROVER)
+    assert data["people"][data["requester_id"]]["email"] == ENGINEER
+
+
+def test_tenant_domains_services_and_password_resets_from_the_cli(cli: Cli) -> None:
+    bootstrap(cli)
+    cli("tenant", "domains", "contoso", "contoso.example", "mail.contoso.example")
+    assert cli.json("tenant", "show", "contoso")["email_domains"] == [
+        "contoso.example",
+        "mail.contoso.example",
+    ]
+    cli("user", "create", "ines@contoso.example", "--role", "tenant_admin", "--tenant", "contoso")
+    refused = cli(
+        "user", "create", FOREIGN, "--role", "auditor", "--tenant", "contoso",
+        as_="ines@contoso.example", expect=2,
+    )  # fmt: skip
+    assert "email" in refused.err
+    started = cli.json("user", "reset-password", APPROVER, as_="ines@contoso.example")
+    assert started["email"] == APPROVER and "code" not in json.dumps(started)
+    cli("user", "create", "svc@provider.example", "--role", "resource_service")
+    registered = cli.json(
+        "user", "service", "svc@provider.example", "--tenant", "contoso", "--prefix", "exchange/",
+        "--audience", "mailstore",
+    )  # fmt: skip
+    assert registered == {
+        "user_id": registered["user_id"],
+        "tenants": ["contoso"],
+        "prefixes": ["exchange/"],
+        "audience": "mailstore",
+    }
+    assert cli.json("user", "service", "svc@provider.example", "--show")["audience"] == "mailstore"

@@ -194,3 +194,19 @@ def test_the_reset_code_mail_says_who_what_until_when_and_has_no_link() -> None:
         assert "Contoso" in part
     assert "K7QD" not in out.subject  # a subject line shows up in notification previews
     assert "<script>" not in out.html
+
+
+def test_customer_mail_names_the_provider_and_the_admin_center_as_text() -> None:
+    out = render.render(
+        "approval_needed",
+        payload(requester="Erin"),
+        NOW,
+        provider_name="Acme Cloud",
+        admin_address="https://lockbox.acme.example/",
+    )
+    for part in (out.text, out.html):
+        assert "Acme Cloud&#39;s support engineer Erin asks" in part or (
+            "Acme Cloud's support engineer Erin asks" in part
+        )
+        assert "type it yourself: lockbox.acme.example" in part
+    assert_no_links(out.subject, out.text, out.html)

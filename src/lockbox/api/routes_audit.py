@@ -11,7 +11,7 @@ from lockbox.api.deps import LockboxDep, PrincipalDep
 from lockbox.api.params import Instant, TenantRef, ref_query
 from lockbox.api.schemas import PROBLEM_RESPONSES, AuditPage, ChainReportList, ChainReportOut
 from lockbox.domain.errors import ValidationError
-from lockbox.service import audit, views
+from lockbox.service import audit, people, views
 
 router = APIRouter(prefix="/v1", tags=["audit"], responses=PROBLEM_RESPONSES)
 
@@ -61,6 +61,7 @@ def query_audit(
     return {
         "items": [views.audit_record(r) for r in records],
         "next_cursor": str(next_seq) if next_seq is not None else None,
+        "people": people.as_map(people.resolve(lockbox, people.in_records(records))),
     }
 
 

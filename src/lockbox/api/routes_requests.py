@@ -24,7 +24,7 @@ from lockbox.api.schemas import (
 from lockbox.domain.errors import require
 from lockbox.domain.lifecycle import State
 from lockbox.domain.roles import Principal
-from lockbox.service import requests, views
+from lockbox.service import people, requests, views
 from lockbox.service.app import Lockbox
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"], responses=PROBLEM_RESPONSES)
@@ -56,7 +56,9 @@ _ACTION_DOC = (
 def _view(lockbox: Lockbox, principal: Principal, request_id: str, response: Response) -> Any:
     view = requests.get_request(lockbox, principal, request_id, history=True)
     response.headers["ETag"] = etag(view.request.version)
-    return views.request(view, history=True)
+    data = views.request(view, history=True)
+    found = people.resolve(lockbox, people.in_request(view.request, view.history))
+    return {**data, "people": people.as_map(found)}
 
 
 @router.post("", status_code=201, response_model=RequestOut, summary="Submit an access request")

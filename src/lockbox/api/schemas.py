@@ -495,6 +495,12 @@ class DecideBody(Body):
     comment: Comment | None = None
 
 
+class PersonOut(BaseModel):
+    id: str
+    name: str
+    email: str | None = Field(description="None for Lockbox itself and the local operator.")
+
+
 class DecisionOut(BaseModel):
     actor_id: str
     decision: Literal["approve", "deny"]
@@ -569,6 +575,11 @@ class RequestOut(BaseModel):
     history: list[AuditRecordOut] | None = Field(
         None, description="Every audit record of the request (single-request reads only)."
     )
+    people: dict[str, PersonOut] | None = Field(
+        None,
+        description="Everyone this request names (requester, reviewer, deciders, history "
+        "actors), by id: show people by name and e-mail (single-request reads only).",
+    )
 
 
 class RequestPage(BaseModel):
@@ -582,6 +593,9 @@ class RequestPage(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditRecordOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
+    people: dict[str, PersonOut] = Field(
+        default_factory=dict, description="The actors of these records, by id."
+    )
 
 
 class ChainReportOut(BaseModel):

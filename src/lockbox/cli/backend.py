@@ -18,6 +18,7 @@ from lockbox.service import (
     audit,
     cases,
     passwords,
+    people,
     requests,
     resource_services,
     sweeper,
@@ -220,7 +221,9 @@ class LocalBackend:
 
     # requests
     def _view(self, request_id: str) -> JSON:
-        return views.request(requests.get_request(self.app, self.actor, request_id), history=True)
+        view = requests.get_request(self.app, self.actor, request_id)
+        found = people.resolve(self.app, people.in_request(view.request, view.history))
+        return {**views.request(view, history=True), "people": people.as_map(found)}
 
     def submit_request(
         self, tenant: str, case_id: str, resources: list[str], access_level: str, justification: str
@@ -268,6 +271,7 @@ class LocalBackend:
         return {
             "items": [views.audit_record(r) for r in records],
             "next_cursor": str(next_cursor) if next_cursor is not None else None,
+            "people": people.as_map(people.resolve(self.app, people.in_records(records))),
         }
 
     def audit_export(self, tenant: str, fmt: str) -> Iterator[str]:

@@ -546,19 +546,39 @@ def show_request(ctx: typer.Context, data: dict[str, Any]) -> None:
     if settings(ctx).json:
         output.emit_json(data)
         return
-    output.fields(data, _REQUEST_KEYS)
+    known = data.get("people") or {}
+    shown = dict(data)
+    for key in ("requester_id", "reviewer_id", "ended_by"):
+        if shown.get(key):
+            shown[key] = output.person(known, shown[key])
+    output.fields(shown, _REQUEST_KEYS)
+    decisions = data.get("decisions") or []
+    if decisions:
+        output.table(
+            "Customer decisions",
+            ["at (UTC)", "by", "decision", "comment"],
+            (
+                [
+                    (d["at"] or "")[:19].replace("T", " "),
+                    output.person(known, d["actor_id"]),
+                    d["decision"],
+                    d.get("comment") or "",
+                ]
+                for d in decisions
+            ),
+        )
     history = data.get("history") or []
     if history:
         output.table(
             "History",
-            ["seq", "at (UTC)", "operation", "state", "actor", "comment"],
+            ["seq", "at (UTC)", "operation", "state", "by", "comment"],
             (
                 [
                     h["seq"],
                     h["at"][:19].replace("T", " "),
                     h["operation"],
                     _state_change(h["details"]),
-                    h["actor_id"],
+                    output.person(known, h["actor_id"]),
                     h["details"].get("comment") or h["details"].get("flag") or "",
                 ]
                 for h in history
@@ -750,11 +770,19 @@ def audit_list(
     if settings(ctx).json:
         output.emit_json(page)
         return
+    known = page.get("people") or {}
     output.table(
         "Audit records",
-        ["seq", "at", "operation", "actor", "request", "hash"],
+        ["seq", "at (UTC)", "operation", "by", "request", "hash"],
         (
-            [a["seq"], a["at"], a["operation"], a["actor_id"], a["request_id"], a["hash"][:12]]
+            [
+                a["seq"],
+                a["at"][:19].replace("T", " "),
+                a["operation"],
+                output.person(known, a["actor_id"]),
+                a["request_id"],
+                a["hash"][:12],
+            ]
             for a in page["items"]
         ),
     )

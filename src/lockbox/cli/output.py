@@ -65,3 +65,12 @@ def fields(data: dict[str, Any], keys: Sequence[str] | None = None) -> None:
             value = json.dumps(value, sort_keys=True)
         t.add_row(key, "-" if value is None else str(value))
     out.print(t)
+
+
+def person(known: dict[str, Any], actor_id: str) -> str:
+    """``Paula <paula@contoso.example>`` for an id the answer named; the id otherwise."""
+    found = known.get(actor_id)
+    if not isinstance(found, dict):
+        return actor_id
+    name, email = found.get("name") or actor_id, found.get("email")
+    return f"{name} <{email}>" if email else str(name)

@@ -73,8 +73,8 @@ def seed_demo_command(
     base = f"http://127.0.0.1:{os.environ.get('LOCKBOX_PORT', '8000')}"
     output.out.print(f"Demo tenants: contoso, fabrikam (created now: {created})", markup=False)
     output.out.print(
-        "Demo users (use the API token of a role; the passwords, stored as Argon2id hashes,"
-        " are for the web admin center, which is not built yet):"
+        f"Demo users: sign in to the admin center at {base}/ with an e-mail and password"
+        " below, or use the API token of a role:"
     )
     output.out.print("\n".join(f"  {line.rstrip()}" for line in lines), markup=False)
     output.out.print(

@@ -326,7 +326,13 @@ class Dispatcher:
 
     def _send_email(self, row: OutboxRow) -> None:
         try:
-            rendered = render(row.topic, row.payload, self.app.now())
+            rendered = render(
+                row.topic,
+                row.payload,
+                self.app.now(),
+                provider_name=self.settings.provider_name,
+                admin_address=self.settings.public_address,
+            )
         except KeyError as exc:
             raise PermanentFailure(f"no template for topic {row.topic!r}") from exc
         message = build_email(

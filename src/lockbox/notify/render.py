@@ -113,13 +113,26 @@ class Rendered:
     html: str
 
 
-def context(payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """Template variables: the payload snapshot plus times spelt for people."""
+def context(
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    provider_name: str = "Your provider",
+    admin_address: str | None = None,
+) -> dict[str, Any]:
+    """Template variables: the payload snapshot plus times spelt for people.
+
+    ``provider_name`` is the provider's own name ("Acme Cloud's support engineer
+    asks…"); ``admin_address`` the admin center's address, shown as text to type,
+    without a scheme, so no mail client turns it into a link.
+    """
     deadline = parse_time(payload.get("deadline"))
     access_deadline = parse_time(payload.get("access_deadline"))
     at = parse_time(payload.get("at"))
     resources = payload.get("resources") or []
     return {
+        "provider_name": provider_name,
+        "admin_address": plain_address(admin_address),
         "request_id": payload.get("request_id", ""),
         "state": payload.get("state", ""),
         "tenant_name": payload.get("tenant_name") or payload.get("tenant_id", ""),
@@ -150,12 +163,27 @@ def context(payload: dict[str, Any], now: datetime) -> dict[str, Any]:
     }
 
 
-def render(topic: str, payload: dict[str, Any], now: datetime) -> Rendered:
+def plain_address(value: str | None) -> str | None:
+    """``https://lockbox.acme.example/`` → ``lockbox.acme.example``: text to type, not a link."""
+    if not value:
+        return None
+    text = re.sub(r"^[a-z][a-z0-9+.\-]*://", "", value.strip(), flags=re.IGNORECASE)
+    return text.rstrip("/") or None
+
+
+def render(
+    topic: str,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    provider_name: str = "Your provider",
+    admin_address: str | None = None,
+) -> Rendered:
     """Subject, text and HTML for one outbox payload, as of ``now`` (the time of sending)."""
     if topic not in topics():
         raise KeyError(f"no template for topic {topic!r}")
     env = environment()
-    variables = context(payload, now)
+    variables = context(payload, now, provider_name=provider_name, admin_address=admin_address)
     text_template = env.get_template(f"{topic}.txt")
     subject = one_line(_block(text_template, "subject", variables))
     return Rendered(

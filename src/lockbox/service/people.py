@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from lockbox.service.app import Lockbox
 from lockbox.store import tables as t
+
+if TYPE_CHECKING:
+    from lockbox.domain.audit import AuditRecord
+    from lockbox.domain.request import AccessRequest
 
 
 @dataclass(frozen=True)
@@ -54,3 +58,21 @@ def resolve(app: Lockbox, ids: Iterable[str | None]) -> dict[str, Person]:
     for missing in wanted - found.keys():
         found[missing] = Person(missing, missing, "", "unknown")
     return found
+
+
+def in_request(request: AccessRequest, history: Iterable[AuditRecord] = ()) -> set[str]:
+    """Everyone a request page names: requester, reviewer, deciders, who ended it, history."""
+    ids = {request.requester_id, request.reviewer_id or "", request.ended_by or ""}
+    ids.update(d.actor_id for d in request.decisions)
+    ids.update(r.actor_id for r in history)
+    ids.discard("")
+    return ids
+
+
+def in_records(records: Iterable[AuditRecord]) -> set[str]:
+    return {r.actor_id for r in records}
+
+
+def as_map(found: dict[str, Person]) -> dict[str, dict[str, Any]]:
+    """JSON form for the API and the CLI: ``{id: {id, name, email}}``."""
+    return {pid: person.as_dict() for pid, person in sorted(found.items())}

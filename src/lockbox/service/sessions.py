@@ -297,6 +297,18 @@ def end_other_sessions(app: Lockbox, user_id: str, keep: str | None) -> int:
         return store.revoke_for_user(tx.conn, user_id, tx.now, keep=keep)
 
 
+def purge(app: Lockbox, *, keep: timedelta = timedelta(days=30)) -> int:
+    """Forget sessions that ended more than ``keep`` ago and stale sign-in counters.
+
+    The audit chain keeps who signed in when; the rows themselves are only needed
+    while a session could still be used (the worker calls this every round).
+    """
+    with app.tx() as tx:
+        ended = store.purge_ended(tx.conn, tx.now - keep)
+        store.purge_throttle(tx.conn, tx.now - timedelta(days=1))
+    return ended
+
+
 def list_sessions(app: Lockbox, actor: Principal) -> list[SessionRow]:
     with app.read() as tx:
         return store.for_user(tx.conn, actor.id)

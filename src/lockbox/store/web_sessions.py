@@ -153,5 +153,15 @@ def put_throttle(conn: Connection, row: ThrottleRow, *, exists: bool) -> None:
         )
 
 
+def purge_throttle(conn: Connection, before: datetime) -> int:
+    """Forget counters whose window started before ``before`` and that lock nothing now."""
+    s = t.signin_throttle.c
+    return conn.execute(
+        delete(t.signin_throttle).where(
+            s.window_started_at < before, (s.locked_until.is_(None)) | (s.locked_until < before)
+        )
+    ).rowcount
+
+
 def clear_throttle(conn: Connection, key: str) -> None:
     conn.execute(delete(t.signin_throttle).where(t.signin_throttle.c.key == key))
