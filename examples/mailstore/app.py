@@ -14,7 +14,10 @@ The engineer sends a Lockbox access token (``lockbox access token REQ``) as
 ``MAILSTORE_LOCKBOX_TOKEN``    this service's Lockbox API token (role ``resource_service``)
 ``MAILSTORE_AUDIENCE``         token audience it accepts (default ``lockbox-resource``)
 ``MAILSTORE_ISSUER``           token issuer (default ``lockbox``)
-``MAILSTORE_MODE``             ``online`` (default: also ask /v1/access/check) or ``token``
+``MAILSTORE_MODE``             ``feed`` (default: decide from the grant feed), ``online``
+                               (ask /v1/access/check every time) or ``token`` (token only)
+``MAILSTORE_FEED_STALE``       ``fail_closed`` (default) or ``online``: what to do while
+                               the feed is silent
 ``MAILSTORE_JWKS_REFRESH``     minimum seconds between JWKS refetches (default 10)
 ``LOCKBOX_TEST_CLOCK_FILE``    tests only: shift this service's clock like the server's
 =============================  ==========================================================
@@ -38,6 +41,7 @@ from lockbox.sdk import (
     AccessGrant,
     AsyncLockboxClient,
     EventReporter,
+    GrantFeed,
     LockboxClient,
     LockboxGuard,
     TokenVerifier,
@@ -72,7 +76,8 @@ class Config:
     service_token: str | None = None
     audience: str = "lockbox-resource"
     issuer: str = "lockbox"
-    mode: str = "online"
+    mode: str = "feed"
+    feed_stale: str = "fail_closed"
     jwks_refresh: float = 10.0
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -86,6 +91,7 @@ class Config:
             audience=env.get("MAILSTORE_AUDIENCE", cls.audience),
             issuer=env.get("MAILSTORE_ISSUER", cls.issuer),
             mode=env.get("MAILSTORE_MODE", cls.mode),
+            feed_stale=env.get("MAILSTORE_FEED_STALE", cls.feed_stale),
             jwks_refresh=float(env.get("MAILSTORE_JWKS_REFRESH", cls.jwks_refresh)),
         )
         if clock_file:
@@ -101,8 +107,8 @@ class NewMessage(BaseModel):
 
 def create_app(config: Config | None = None) -> FastAPI:
     cfg = config or Config.from_env()
-    if cfg.mode not in ("online", "token"):
-        raise ValueError("MAILSTORE_MODE must be 'online' or 'token'")
+    if cfg.mode not in ("feed", "online", "token"):
+        raise ValueError("MAILSTORE_MODE must be 'feed', 'online' or 'token'")
     if not cfg.service_token:
         raise ValueError("set MAILSTORE_LOCKBOX_TOKEN to this service's Lockbox API token")
     verifier = TokenVerifier(
@@ -114,14 +120,23 @@ def create_app(config: Config | None = None) -> FastAPI:
     )
     sender = LockboxClient(cfg.lockbox_url, cfg.service_token)
     reporter = EventReporter(sender.report_events)
-    online = (
-        AsyncLockboxClient(cfg.lockbox_url, cfg.service_token) if cfg.mode == "online" else None
+    wants_online = cfg.mode == "online" or (cfg.mode == "feed" and cfg.feed_stale == "online")
+    online = AsyncLockboxClient(cfg.lockbox_url, cfg.service_token) if wants_online else None
+    feed = GrantFeed(cfg.lockbox_url, cfg.service_token) if cfg.mode == "feed" else None
+    guard = LockboxGuard(
+        verifier=verifier,
+        online=online,
+        reporter=reporter,
+        feed=feed,
+        when_feed_is_stale=cfg.feed_stale,
+        clock=cfg.clock,
     )
-    guard = LockboxGuard(verifier=verifier, online=online, reporter=reporter)
     store = sample_mailboxes()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if feed is not None:
+            feed.start()  # decisions wait for its snapshot: until then, 503 (fail closed)
         yield
         await guard.aclose()  # flush the action reports before exiting
         sender.close()
@@ -131,6 +146,7 @@ def create_app(config: Config | None = None) -> FastAPI:
     app.state.guard = guard
     app.state.reporter = reporter
     app.state.verifier = verifier
+    app.state.feed = feed
     app.state.store = store
 
     mailbox = "exchange/mailbox/{address}"

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     signin_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
     signin_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
+    # -- the grant feed (resource services) --
+    #: A heartbeat event at least this often, so a follower can tell a quiet feed from a dead one.
+    feed_heartbeat_seconds: float = Field(default=5.0, ge=0.05, le=300)
+    #: How often each server process looks for new grant changes to push.
+    feed_poll_seconds: float = Field(default=0.1, ge=0.01, le=10)
+
     # -- access tokens --
     access_token_audience: str = "lockbox-resource"
     access_token_ttl_seconds: int = 300

@@ -132,6 +132,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         **os.environ,
         "LOCKBOX_DATABASE_URL": db_url,
         "LOCKBOX_TEST_CLOCK_FILE": str(clock_file),
+        "LOCKBOX_FEED_HEARTBEAT_SECONDS": "0.5",
     }
     proc = subprocess.Popen(
         [str(VENV_BIN / "lockbox"), "serve", "--port", str(port), "--log-level", "warning"],
@@ -212,6 +213,9 @@ def _mailstore(env: Env, mode: str) -> Iterator[MailStore]:
         clock=OffsetFileClock(env.clock_file).now,
     )
     store = MailStore(create_app(config), free_port()).start()
+    feed = store.app.state.feed
+    if feed is not None:
+        assert feed.wait_ready(20), "the mail store's grant feed did not catch up"
     try:
         yield store
     finally:
@@ -226,3 +230,8 @@ def online_store(env: Env) -> Iterator[MailStore]:
 @pytest.fixture(scope="module")
 def token_store(env: Env) -> Iterator[MailStore]:
     yield from _mailstore(env, "token")
+
+
+@pytest.fixture(scope="module")
+def feed_store(env: Env) -> Iterator[MailStore]:
+    yield from _mailstore(env, "feed")

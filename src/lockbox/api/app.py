@@ -68,6 +68,7 @@ ROUTER_MODULES: list[str] = [
     "routes_requests",
     "routes_audit",
     "routes_access",
+    "routes_feed",
     "routes_webhooks",
     "routes_outbox",
 ]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lockbox.sdk.client import AsyncLockboxClient, CheckAnswer, LockboxAPIError, LockboxClient
+    from lockbox.sdk.feed import Grant, GrantFeed, GrantTable
     from lockbox.sdk.guard import AccessGrant, LockboxGuard
     from lockbox.sdk.reporter import EventReporter
     from lockbox.sdk.verify import AccessClaims, TokenError, TokenVerifier
@@ -28,6 +29,9 @@ _EXPORTS = {
     "CheckAnswer": "client",
     "LockboxAPIError": "client",
     "LockboxClient": "client",
+    "Grant": "feed",
+    "GrantFeed": "feed",
+    "GrantTable": "feed",
     "AccessGrant": "guard",
     "LockboxGuard": "guard",
     "EventReporter": "reporter",
@@ -42,6 +46,9 @@ __all__ = [
     "AsyncLockboxClient",
     "CheckAnswer",
     "EventReporter",
+    "Grant",
+    "GrantFeed",
+    "GrantTable",
     "LockboxAPIError",
     "LockboxClient",
     "LockboxGuard",

@@ -37,12 +37,14 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from lockbox.sdk.client import AsyncLockboxClient, LockboxAPIError
+from lockbox.sdk.feed import GrantFeed
 from lockbox.sdk.reporter import EventReporter
 from lockbox.sdk.verify import AccessClaims, TokenError, TokenVerifier
 
@@ -66,6 +68,10 @@ class AccessGrant:
     access_deadline: str | None = None
     detail: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _render(template: Template, request: Request) -> str:
@@ -114,16 +120,30 @@ class LockboxGuard:
         online: AsyncLockboxClient | None = None,
         reporter: EventReporter | None = None,
         identify: Identify | None = None,
+        feed: GrantFeed | None = None,
+        when_feed_is_stale: str = "fail_closed",
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
-        if verifier is None and (online is None or identify is None):
-            raise ValueError("give a token verifier, or an online client with identify")
+        if verifier is None and identify is None:
+            raise ValueError("give a token verifier, or identify (with an online client or feed)")
+        if verifier is None and online is None and feed is None:
+            raise ValueError("identify needs an online client or a grant feed to decide")
+        if when_feed_is_stale not in ("fail_closed", "online"):
+            raise ValueError("when_feed_is_stale must be 'fail_closed' or 'online'")
+        if when_feed_is_stale == "online" and online is None:
+            raise ValueError("falling back to the online check needs an online client")
         self.verifier = verifier
         self.online = online
         self.reporter = reporter
         self.identify = identify
+        self.feed = feed
+        self.when_feed_is_stale = when_feed_is_stale
+        self.clock = clock or (verifier.clock if verifier is not None else _utcnow)
 
     @property
     def mode(self) -> str:
+        if self.feed is not None:
+            return "feed"
         return "online" if self.online is not None else "token"
 
     def require(
@@ -195,6 +215,14 @@ class LockboxGuard:
             mode=self.mode,
             claims=claims,
         )
+        if self.feed is not None:
+            if self.feed.healthy():
+                return self._from_feed(self.feed, grant, engineer, tenant, resource, action)
+            if self.when_feed_is_stale != "online":
+                raise _unavailable(
+                    "feed_stale", "Lockbox's grant feed is silent; refusing until it is back"
+                )
+            grant.mode = "online"
         if self.online is not None:
             try:
                 answer = await self.online.check(
@@ -218,6 +246,31 @@ class LockboxGuard:
             if answer.request_id:
                 grant.request_id = answer.request_id
             grant.access_deadline = answer.access_deadline
+        return grant
+
+    def _from_feed(
+        self,
+        feed: GrantFeed,
+        grant: AccessGrant,
+        engineer: str,
+        tenant: str,
+        resource: str,
+        action: str,
+    ) -> AccessGrant:
+        """A local look-up in the table the feed keeps current (the feed is healthy)."""
+        decision = feed.table.decide(
+            engineer=engineer,
+            tenant=tenant,
+            resource=resource,
+            action=action,
+            now=self.clock(),
+            request_id=grant.request_id or None,
+        )
+        if not decision.allowed or decision.grant is None:
+            raise _deny(403, "access_denied", decision.reason, f"access denied: {decision.reason}")
+        grant.request_id = decision.grant.request_id
+        deadline = decision.grant.access_deadline
+        grant.access_deadline = deadline.isoformat() if deadline else None
         return grant
 
     async def _verify(self, request: Request) -> AccessClaims:
@@ -286,3 +339,5 @@ class LockboxGuard:
             await run_in_threadpool(self.reporter.close, timeout)
         if self.online is not None:
             await self.online.aclose()
+        if self.feed is not None:
+            await run_in_threadpool(self.feed.stop)

@@ -21,7 +21,7 @@ from lockbox.domain.request import Change
 from lockbox.domain.roles import ActorKind, Principal
 from lockbox.domain.tenant import Tenant
 from lockbox.domain.user import User
-from lockbox.service import notifications
+from lockbox.service import grant_feed, notifications
 from lockbox.store import repositories as repo
 from lockbox.store.db import Database
 
@@ -138,4 +138,5 @@ class Tx:
             details=details,
         )
         notifications.plan(self, change)
+        grant_feed.on_change(self, change)  # last: the feed head is the last lock taken
         return record

@@ -14,7 +14,7 @@ from lockbox.domain.policy import validate_email
 from lockbox.domain.roles import Principal, Side
 from lockbox.domain.tenant import Tenant
 from lockbox.domain.user import User, check_roles, parse_roles, side_of
-from lockbox.service import passwords
+from lockbox.service import grant_feed, passwords
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.tenants import load_tenant
 from lockbox.store import repositories as repo
@@ -136,6 +136,7 @@ def set_roles(app: Lockbox, actor: Principal, user_ref: str, roles: list[str]) -
             raise ValidationError("roles", f"a {user.side.value} user cannot hold these roles")
         check_roles(user.side, user.tenant_id, parsed)
         repo.set_roles(tx.conn, user.id, parsed)
+        grant_feed.on_user_change(tx, user, replace(user, roles=parsed))
         if user.tenant_id:
             tx.audit(
                 tenant_id=user.tenant_id,
@@ -156,6 +157,7 @@ def set_active(app: Lockbox, actor: Principal, user_ref: str, active: bool) -> U
         # As above: (de)activating oneself is user management too.
         authorize(actor, Intent.USER_MANAGE, kind="user", tenant_id=user.tenant_id)
         repo.set_user_active(tx.conn, user.id, active)
+        grant_feed.on_user_change(tx, user, replace(user, active=active))
         if user.tenant_id:
             tx.audit(
                 tenant_id=user.tenant_id,

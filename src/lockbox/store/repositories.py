@@ -233,6 +233,13 @@ def get_password_hash(conn: Connection, user_id: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def users_by_ids(conn: Connection, ids: Sequence[str]) -> list[User]:
+    if not ids:
+        return []
+    rows = conn.execute(select(t.users).where(t.users.c.id.in_(list(ids)))).mappings()
+    return _users(conn, list(rows))
+
+
 def email_key(email: str) -> str:
     """The unique, indexed form of an address: one address is one user whatever its case."""
     return email.strip().lower()
@@ -608,6 +615,18 @@ def active_requests_for(
         )
         .order_by(c.created_at.desc())
     ).mappings()
+    return _requests(conn, list(rows))
+
+
+def active_requests_of(
+    conn: Connection, *, requester_id: str | None, now: datetime
+) -> list[AccessRequest]:
+    """Requests approved and within their window (of one engineer, or everyone's)."""
+    c = t.access_requests.c
+    query = select(t.access_requests).where(effective_state_clause(State.APPROVED, now))
+    if requester_id is not None:
+        query = query.where(c.requester_id == requester_id)
+    rows = conn.execute(query.order_by(c.created_at, c.id)).mappings()
     return _requests(conn, list(rows))
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -307,6 +308,36 @@ webhooks = Table(
     Column("active", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(40), nullable=False),
+)
+
+grant_changes = Table(
+    "grant_changes",
+    metadata,
+    # The global, ordered stream of grants starting and ending, written in the same
+    # transaction as the change (the grant feed follows it). ``seq`` is assigned under
+    # the ``feed_head`` row lock, so it grows in commit order: a reader that has seen
+    # ``seq`` N has seen every change before it.
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(8), nullable=False),  # grant | end
+    Column("reason", String(32), nullable=False),
+    Column("tenant_id", ID, nullable=False),
+    Column("tenant_slug", String(63), nullable=False),
+    Column("request_id", ID, nullable=False),
+    Column("engineer_id", ID, nullable=False),
+    Column("engineer_email", String(320), nullable=False),
+    Column("resources", JSON, nullable=False),
+    Column("access_level", String(16), nullable=False),
+    Column("access_deadline", UTCDateTime, nullable=True),
+)
+
+feed_head = Table(
+    "feed_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
 )
 
 signing_keys = Table(

@@ -1,0 +1,87 @@
+"""The grant stream's rows: appended under one lock, read in order by resource services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lockbox.store import tables as t
+
+
+@dataclass(frozen=True)
+class GrantChange:
+    seq: int
+    at: datetime
+    kind: str  # grant | end
+    reason: str
+    tenant_id: str
+    tenant_slug: str
+    request_id: str
+    engineer_id: str
+    engineer_email: str
+    resources: tuple[str, ...]
+    access_level: str
+    access_deadline: datetime | None
+
+
+def _row(m: Any) -> GrantChange:
+    return GrantChange(
+        seq=int(m["seq"]),
+        at=m["at"],
+        kind=m["kind"],
+        reason=m["reason"],
+        tenant_id=m["tenant_id"],
+        tenant_slug=m["tenant_slug"],
+        request_id=m["request_id"],
+        engineer_id=m["engineer_id"],
+        engineer_email=m["engineer_email"],
+        resources=tuple(m["resources"] or ()),
+        access_level=m["access_level"],
+        access_deadline=m["access_deadline"],
+    )
+
+
+def _locked_head(conn: Connection) -> int:
+    """The last ``seq``, row-locked until commit (the last lock of the documented order)."""
+    h = t.feed_head.c
+    for _ in range(2):
+        value = conn.execute(select(h.seq).where(h.id == 1).with_for_update()).scalar()
+        if value is not None:
+            return int(value)
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(t.feed_head).values(id=1, seq=0))
+        except IntegrityError:
+            continue  # created concurrently: lock that one
+    raise RuntimeError("the grant feed head row cannot be created")
+
+
+def append(conn: Connection, changes: list[dict[str, Any]]) -> list[int]:
+    """Append rows (dicts of every column but ``seq``); returns their sequence numbers."""
+    if not changes:
+        return []
+    head = _locked_head(conn)
+    seqs = list(range(head + 1, head + 1 + len(changes)))
+    conn.execute(
+        insert(t.grant_changes), [{**c, "seq": s} for c, s in zip(changes, seqs, strict=True)]
+    )
+    conn.execute(update(t.feed_head).where(t.feed_head.c.id == 1).values(seq=seqs[-1]))
+    return seqs
+
+
+def head(conn: Connection) -> int:
+    """The newest ``seq`` committed (0 when the stream is empty)."""
+    value = conn.execute(select(func.max(t.grant_changes.c.seq))).scalar()
+    return int(value or 0)
+
+
+def after(conn: Connection, seq: int, limit: int) -> list[GrantChange]:
+    c = t.grant_changes.c
+    rows = conn.execute(
+        select(t.grant_changes).where(c.seq > seq).order_by(c.seq).limit(limit)
+    ).mappings()
+    return [_row(r) for r in rows]
