@@ -6,8 +6,10 @@ Every route that touches mail content is guarded by the Lockbox SDK:
 * ``POST /mailboxes/{tenant}/{address}/messages``        — write ``exchange/mailbox/{address}``
 * ``DELETE /mailboxes/{tenant}/{address}/messages/{id}`` — write ``exchange/mailbox/{address}``
 
-The engineer sends a Lockbox access token (``lockbox access token REQ``) as
-``Authorization: Bearer …``. Configuration (environment):
+It depends on the SDK alone, never on the server: ``pip install './sdk[fastapi]' uvicorn``
+is all it needs (a test runs it from such a clean venv). The engineer sends a Lockbox
+access token (``lockbox access token REQ``) as ``Authorization: Bearer …``.
+Configuration (environment):
 
 =============================  ==========================================================
 ``LOCKBOX_URL``                Lockbox server (default ``http://127.0.0.1:8000``)
@@ -29,15 +31,12 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
-
-from lockbox.clock import OffsetFileClock
-from lockbox.sdk import (
+from lockbox_sdk import (
     AccessGrant,
     AsyncLockboxClient,
     EventReporter,
@@ -46,8 +45,29 @@ from lockbox.sdk import (
     LockboxGuard,
     TokenVerifier,
 )
+from pydantic import BaseModel, ConfigDict, Field
 
 TENANTS = {"contoso": "contoso.com", "fabrikam": "fabrikam.com"}
+
+
+class OffsetFileClock:
+    """System time plus an offset in seconds read from a file, re-read on every call.
+
+    Tests only (``LOCKBOX_TEST_CLOCK_FILE``): they move the Lockbox server's clock
+    forward with the same file ("the access window ran out"), and the mail store
+    must agree on "now" or it would keep honouring tokens and grant deadlines the
+    server considers past. A local copy, so the example needs nothing but the SDK.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def now(self) -> datetime:
+        try:
+            offset = float(self.path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            offset = 0.0
+        return datetime.now(UTC) + timedelta(seconds=offset)
 
 
 def sample_mailboxes() -> dict[str, dict[str, list[dict[str, str]]]]:
@@ -189,4 +209,4 @@ def create_app(config: Config | None = None) -> FastAPI:
     return app
 
 
-__all__ = ["Config", "create_app", "sample_mailboxes"]
+__all__ = ["Config", "OffsetFileClock", "create_app", "sample_mailboxes"]

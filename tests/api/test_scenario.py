@@ -77,6 +77,8 @@ def test_reference_scenario_over_http(api: Api) -> None:
     r = api.call("engineer", "POST", f"/v1/requests/{rid}/close", json={"comment": "fixed"})
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "closed"
+    assert r.json()["history"] is None  # an action answers what it wrote; history is opt-in
+    r = api.call("engineer", "GET", f"/v1/requests/{rid}?history=true")
     ops = [h["operation"] for h in r.json()["history"]]
     assert ops == ["request.submit", "request.review_approve", "request.approve", "request.close"]
 

@@ -101,7 +101,7 @@ def make_site(tmp_path: Path, **settings: Any) -> Iterator[Site]:
     seed_demo(app)
     api = create_app(app)
     api.state.settings = Settings(**{**SITE_SETTINGS, **settings})
-    server = harness.start_server(api)
+    server = harness.start_server(api)  # type: ignore[arg-type]  # FastAPI is an ASGI app
     try:
         yield Site(
             base_url=server.base_url,

@@ -163,7 +163,8 @@ def test_full_lifecycle_through_the_cli(cli: Cli, tmp_path: Path) -> None:
 
     closed = cli.json("request", "close", req_id, "--comment", "fixed", as_=ENGINEER)
     assert closed["state"] == "closed"
-    history = [h["operation"] for h in closed["history"]]
+    shown_json = cli.json("request", "show", req_id, as_=ENGINEER)
+    history = [h["operation"] for h in shown_json["history"]]
     assert history == [
         "request.submit",
         "request.review_approve",

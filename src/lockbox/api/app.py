@@ -6,12 +6,18 @@ HTTP to service calls: no rule is decided here.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+
 from fastapi import APIRouter, FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from lockbox import __version__
 from lockbox.api import health, problems
 from lockbox.api.limits import BodySizeLimit, StrictJson
 from lockbox.service.app import Lockbox
+from lockbox.service.denials import DenialRecorder
 
 DESCRIPTION = """\
 Lockbox: customer-approved, time-bounded, audited support access.
@@ -23,8 +29,25 @@ like a missing one.
 """
 
 
-def create_app(lockbox: Lockbox) -> FastAPI:
+def create_app(lockbox: Lockbox, *, batch_denials: bool = True) -> FastAPI:
+    """The API and the pages over ``lockbox``.
+
+    With ``batch_denials`` (servers) denied checks are audited in batches off the
+    request path (:mod:`lockbox.service.denials`); the recorder is flushed at shutdown.
+    """
+    recorder: DenialRecorder | None = None
+    if batch_denials and lockbox.denials is None:
+        recorder = DenialRecorder(lockbox)
+        lockbox = replace(lockbox, denials=recorder)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if recorder is not None:
+            await run_in_threadpool(recorder.close)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Lockbox",
         version=__version__,
         description=DESCRIPTION,

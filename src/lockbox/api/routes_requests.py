@@ -23,7 +23,7 @@ from lockbox.api.schemas import (
 )
 from lockbox.domain.errors import require
 from lockbox.domain.lifecycle import State
-from lockbox.domain.roles import Principal
+from lockbox.domain.request import AccessRequest
 from lockbox.service import people, requests, views
 from lockbox.service.app import Lockbox
 
@@ -53,12 +53,10 @@ _ACTION_DOC = (
 )
 
 
-def _view(lockbox: Lockbox, principal: Principal, request_id: str, response: Response) -> Any:
-    view = requests.get_request(lockbox, principal, request_id, history=True)
-    response.headers["ETag"] = etag(view.request.version)
-    data = views.request(view, history=True)
-    found = people.resolve(lockbox, people.in_request(view.request, view.history))
-    return {**data, "people": people.as_map(found)}
+def _written(lockbox: Lockbox, request: AccessRequest, response: Response) -> Any:
+    """The answer to an action: the request as the use case wrote it (no second read)."""
+    response.headers["ETag"] = etag(request.version)
+    return views.request(requests.RequestView.of(request, lockbox.now()))
 
 
 @router.post("", status_code=201, response_model=RequestOut, summary="Submit an access request")
@@ -75,7 +73,7 @@ def submit_request(
         justification=body.justification,
     )
     response.headers["Location"] = f"/v1/requests/{created.id}"
-    return _view(lockbox, principal, created.id, response)
+    return _written(lockbox, created, response)
 
 
 @router.get(
@@ -115,13 +113,28 @@ def list_requests(
 @router.get(
     "/{request_id}",
     response_model=RequestOut,
-    summary="One request with its full history",
+    summary="One request, and (with ?history=true) its history",
     response_description="The request; the ETag header carries its version.",
 )
 def get_request(
-    request_id: RequestId, lockbox: LockboxDep, principal: PrincipalDep, response: Response
+    request_id: RequestId,
+    lockbox: LockboxDep,
+    principal: PrincipalDep,
+    response: Response,
+    history: Annotated[
+        bool,
+        Query(
+            description=f"Include the first {requests.HISTORY_LIMIT} audit records of the "
+            "request (`history_truncated` says if there are more: page them with "
+            "`GET /v1/tenants/{tenant}/audit?request_id=`)."
+        ),
+    ] = False,
 ) -> Any:
-    return _view(lockbox, principal, request_id, response)
+    view = requests.get_request(lockbox, principal, request_id, history=history)
+    response.headers["ETag"] = etag(view.request.version)
+    data = views.request(view, history=history)
+    found = people.resolve(lockbox, people.in_request(view.request, view.history))
+    return {**data, "people": people.as_map(found)}
 
 
 @router.post(
@@ -138,7 +151,7 @@ def review_request(
     response: Response,
     if_match: IfMatch = None,
 ) -> Any:
-    conditional(
+    done = conditional(
         if_match,
         lambda expected: requests.review_request(
             lockbox,
@@ -149,7 +162,7 @@ def review_request(
             expected_version=expected,
         ),
     )
-    return _view(lockbox, principal, request_id, response)
+    return _written(lockbox, done, response)
 
 
 @router.post(
@@ -166,7 +179,7 @@ def decide_request(
     response: Response,
     if_match: IfMatch = None,
 ) -> Any:
-    conditional(
+    done = conditional(
         if_match,
         lambda expected: requests.decide_request(
             lockbox,
@@ -177,7 +190,7 @@ def decide_request(
             expected_version=expected,
         ),
     )
-    return _view(lockbox, principal, request_id, response)
+    return _written(lockbox, done, response)
 
 
 def _end(how: str, summary: str) -> None:
@@ -196,13 +209,13 @@ def _end(how: str, summary: str) -> None:
         if_match: IfMatch = None,
     ) -> Any:
         comment = body.comment if body else None
-        conditional(
+        done = conditional(
             if_match,
             lambda expected: action(
                 lockbox, principal, request_id, comment=comment, expected_version=expected
             ),
         )
-        return _view(lockbox, principal, request_id, response)
+        return _written(lockbox, done, response)
 
     handler.__name__ = f"{how}_request"
     router.add_api_route(

@@ -573,7 +573,10 @@ class RequestOut(BaseModel):
     deadline: str | None = Field(description="The current stage's deadline; null when terminal.")
     version: int = Field(description="Optimistic concurrency version; also the ETag.")
     history: list[AuditRecordOut] | None = Field(
-        None, description="Every audit record of the request (single-request reads only)."
+        None, description="The request's audit records, oldest first (with ?history=true)."
+    )
+    history_truncated: bool | None = Field(
+        None, description="More records exist than `history` holds: page the audit log."
     )
     people: dict[str, PersonOut] | None = Field(
         None,

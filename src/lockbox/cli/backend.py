@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from lockbox.clock import Clock, SystemClock
 from lockbox.domain.instants import format_instant
+from lockbox.domain.request import AccessRequest
 from lockbox.domain.roles import Principal
 from lockbox.service import (
     audit,
@@ -225,6 +226,10 @@ class LocalBackend:
         found = people.resolve(self.app, people.in_request(view.request, view.history))
         return {**views.request(view, history=True), "people": people.as_map(found)}
 
+    def _written(self, request: AccessRequest) -> JSON:
+        """What an action answers, as over the API: the request as written, no re-read."""
+        return views.request(requests.RequestView.of(request, self.app.now()))
+
     def submit_request(
         self, tenant: str, case_id: str, resources: list[str], access_level: str, justification: str
     ) -> JSON:
@@ -237,15 +242,19 @@ class LocalBackend:
             access_level=access_level,
             justification=justification,
         )
-        return self._view(created.id)
+        return self._written(created)
 
     def review_request(self, request_id: str, approve: bool, comment: str | None) -> JSON:
-        requests.review_request(self.app, self.actor, request_id, approve=approve, comment=comment)
-        return self._view(request_id)
+        done = requests.review_request(
+            self.app, self.actor, request_id, approve=approve, comment=comment
+        )
+        return self._written(done)
 
     def decide_request(self, request_id: str, approve: bool, comment: str | None) -> JSON:
-        requests.decide_request(self.app, self.actor, request_id, approve=approve, comment=comment)
-        return self._view(request_id)
+        done = requests.decide_request(
+            self.app, self.actor, request_id, approve=approve, comment=comment
+        )
+        return self._written(done)
 
     def end_request(self, request_id: str, how: str, comment: str | None) -> JSON:
         action = {
@@ -253,8 +262,7 @@ class LocalBackend:
             "close": requests.close_request,
             "revoke": requests.revoke_request,
         }[how]
-        action(self.app, self.actor, request_id, comment=comment)
-        return self._view(request_id)
+        return self._written(action(self.app, self.actor, request_id, comment=comment))
 
     def get_request(self, request_id: str) -> JSON:
         return self._view(request_id)

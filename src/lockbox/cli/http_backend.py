@@ -278,7 +278,9 @@ class HttpBackend:
         return result
 
     def get_request(self, request_id: str) -> JSON:
-        result: JSON = self._send("GET", f"/v1/requests/{_q(request_id)}")
+        result: JSON = self._send(
+            "GET", f"/v1/requests/{_q(request_id)}", params={"history": "true"}
+        )
         return result
 
     def list_requests(self, filters: JSON, limit: int, cursor: str | None) -> JSON:

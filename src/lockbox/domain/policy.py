@@ -31,7 +31,7 @@ _EMAIL_RE = re.compile(r"^[^@\s<>,;\"'\\]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2
 def validate_email(value: str, field_name: str = "email") -> str:
     """Normalise and check an e-mail address; refuse anything that could inject headers."""
     candidate = value.strip()
-    if not _EMAIL_RE.match(candidate) or any(c in candidate for c in "\r\n"):
+    if not _EMAIL_RE.fullmatch(candidate) or any(c in candidate for c in "\r\n"):
         raise ValidationError(field_name, f"{value!r} is not a valid e-mail address")
     local, _, domain = candidate.rpartition("@")
     return f"{local}@{domain.lower()}"

@@ -34,7 +34,7 @@ def validate_prefix(value: object, field: str) -> str:
 
 
 def validate_audience(value: object, field: str = "audience") -> str:
-    if not isinstance(value, str) or not _AUDIENCE_RE.match(value):
+    if not isinstance(value, str) or not _AUDIENCE_RE.fullmatch(value):
         raise ValidationError(
             field, "must be 1-200 letters, digits or ._:/- (for example 'mailstore')"
         )

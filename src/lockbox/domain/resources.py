@@ -53,7 +53,7 @@ def validate_resource(name: object, field_name: str = "resource", *, pattern: bo
         if segment in (".", ".."):
             # 'a/b/*' must not cover 'a/b/../c' for a service that resolves paths.
             raise ValidationError(field_name, "segments '.' and '..' are not allowed")
-        if not _SEGMENT_RE.match(segment):
+        if not _SEGMENT_RE.fullmatch(segment):
             raise ValidationError(
                 field_name,
                 f"segment {segment!r} must be non-empty and use only letters, digits and ._@+:=~-",

@@ -21,7 +21,7 @@ def validate_domain(value: object, field: str = "domain") -> str:
     if not isinstance(value, str):
         raise ValidationError(field, "must be a domain name such as contoso.com")
     cleaned = value.strip().lower()
-    if len(cleaned) > 253 or not _DOMAIN_RE.match(cleaned):
+    if len(cleaned) > 253 or not _DOMAIN_RE.fullmatch(cleaned):
         raise ValidationError(field, f"{value!r} is not a domain name such as contoso.com")
     return cleaned
 
@@ -35,7 +35,7 @@ def validate_domains(values: object, field: str = "email_domains") -> tuple[str,
 
 
 def validate_slug(value: object, field: str = "slug") -> str:
-    if not isinstance(value, str) or not _SLUG_RE.match(value):
+    if not isinstance(value, str) or not _SLUG_RE.fullmatch(value):
         raise ValidationError(
             field, "must be 1-63 lower-case letters, digits or '-', not starting/ending with '-'"
         )

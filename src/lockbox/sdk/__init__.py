@@ -1,15 +1,10 @@
-"""Client-side helpers for services and receivers that work with Lockbox.
+"""``lockbox.sdk`` is now the ``lockbox_sdk`` package of the ``lockbox-sdk`` distribution.
 
-* :class:`LockboxClient` / :class:`AsyncLockboxClient` — the enforcement API
-  (check, access tokens, action reports, JWKS);
-* :class:`TokenVerifier` — verify access tokens locally against the cached JWKS;
-* :class:`LockboxGuard` — a FastAPI dependency guarding a route by resource and
-  action, in token or online mode, reporting actions in the background
-  through an :class:`EventReporter`;
-* :mod:`lockbox.sdk.webhooks` — verify Lockbox webhook deliveries.
-
-Names are imported lazily, so ``lockbox.sdk.webhooks`` stays usable without
-the HTTP dependencies.
+The SDK lives in ``sdk/`` and installs on its own, without the server's database
+and web dependencies; import it as ``lockbox_sdk``. This package only keeps the
+old import paths (``lockbox.sdk``, ``lockbox.sdk.verify``, …) working, with the
+same lazily imported names, so ``lockbox.sdk.webhooks`` still needs no HTTP
+dependencies and nothing here needs FastAPI until the guard is asked for.
 """
 
 from __future__ import annotations
@@ -18,27 +13,21 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lockbox.sdk.client import AsyncLockboxClient, CheckAnswer, LockboxAPIError, LockboxClient
-    from lockbox.sdk.feed import Grant, GrantFeed, GrantTable
-    from lockbox.sdk.guard import AccessGrant, LockboxGuard
-    from lockbox.sdk.reporter import EventReporter
-    from lockbox.sdk.verify import AccessClaims, TokenError, TokenVerifier
-
-_EXPORTS = {
-    "AsyncLockboxClient": "client",
-    "CheckAnswer": "client",
-    "LockboxAPIError": "client",
-    "LockboxClient": "client",
-    "Grant": "feed",
-    "GrantFeed": "feed",
-    "GrantTable": "feed",
-    "AccessGrant": "guard",
-    "LockboxGuard": "guard",
-    "EventReporter": "reporter",
-    "AccessClaims": "verify",
-    "TokenError": "verify",
-    "TokenVerifier": "verify",
-}
+    from lockbox_sdk import (
+        AccessClaims,
+        AccessGrant,
+        AsyncLockboxClient,
+        CheckAnswer,
+        EventReporter,
+        Grant,
+        GrantFeed,
+        GrantTable,
+        LockboxAPIError,
+        LockboxClient,
+        LockboxGuard,
+        TokenError,
+        TokenVerifier,
+    )
 
 __all__ = [
     "AccessClaims",
@@ -58,7 +47,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name not in __all__:
         raise AttributeError(f"module 'lockbox.sdk' has no attribute {name!r}")
-    return getattr(import_module(f"lockbox.sdk.{module}"), name)
+    return getattr(import_module("lockbox_sdk"), name)

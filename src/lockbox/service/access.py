@@ -37,6 +37,8 @@ from lockbox.domain.resource_service import ServiceScope
 from lockbox.domain.resources import Action, in_scope, validate_resource
 from lockbox.domain.roles import Principal
 from lockbox.service.app import Lockbox, Tx
+from lockbox.service.denials import Denial
+from lockbox.service.denials import write as write_denials
 from lockbox.service.requests import load_request
 from lockbox.service.resource_services import scope_of
 from lockbox.store import keys as keystore
@@ -300,19 +302,22 @@ def check(
         if result.allowed and kid is not None and not keystore.is_published(tx.conn, kid, tx.now):
             result = replace(result, allowed=False, reason=DENY_KEY_RETIRED)
     if not result.allowed and tenant_id is not None:
-        with app.tx() as tx:
-            tx.audit(
-                tenant_id=tenant_id,
-                actor=actor,
-                operation="access.check_denied",
-                request_id=result.request.id if result.request else None,
-                details={
-                    "engineer": engineer_id or engineer,
-                    "resource": resource,
-                    "action": wanted.value,
-                    "reason": result.reason,
-                },
-            )
+        denial = Denial(
+            tenant_id=tenant_id,
+            actor=actor,
+            request_id=result.request.id if result.request else None,
+            details={
+                "engineer": engineer_id or engineer,
+                "resource": resource,
+                "action": wanted.value,
+                "reason": result.reason,
+            },
+            at=result.checked_at,
+        )
+        if app.denials is not None:
+            app.denials.record(denial)  # a server: batched, off the request path
+        else:
+            write_denials(app, [denial])
     return result
 
 
@@ -334,7 +339,7 @@ def _check(
     if user is None:
         return CheckResult(False, DenyReason.NO_REQUEST.value, None, tx.now), tenant_obj.id, None
     if request_id is not None:
-        named = repo.get_request(tx.conn, request_id)
+        named = repo.get_request_for_check(tx.conn, request_id)
         mine = named and named.tenant_id == tenant_obj.id and named.requester_id == user.id
         verdict = decide([named] if named and mine else [], user.id, resource, action, tx.now)
     else:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -24,6 +24,7 @@ from lockbox.domain.user import User
 from lockbox.service import grant_feed, notifications
 from lockbox.store import repositories as repo
 from lockbox.store.db import Database
+from lockbox.store.outbox import active_webhooks
 
 log = logging.getLogger("lockbox")
 _T = TypeVar("_T")
@@ -32,12 +33,20 @@ _T = TypeVar("_T")
 _RACE_SQLSTATES = {"40001", "40P01"}
 
 
+class DenialSink(Protocol):
+    """Takes denied checks to audit later (:class:`lockbox.service.denials.DenialRecorder`)."""
+
+    def record(self, denial: Any) -> None: ...
+
+
 @dataclass
 class Lockbox:
     """Everything a use case needs from the outside world: the database and the clock."""
 
     db: Database
     clock: Clock = field(default_factory=SystemClock)
+    #: Where a server sends denied checks to be audited in batches; None: written at once.
+    denials: DenialSink | None = None
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -93,6 +102,14 @@ class Tx:
 
     def user(self, user_id: str) -> User | None:
         return self._memo("user", user_id, repo.get_user)
+
+    def webhooks(self, tenant_id: str | None) -> list[dict[str, Any]]:
+        """Active endpoints hearing about ``tenant_id`` (its own and the provider's)."""
+        return self._memo("webhooks", tenant_id or "", lambda c, k: active_webhooks(c, k or None))
+
+    def remember(self, kind: str, key: str, value: object) -> None:
+        """A row this transaction already read (and, if locked, still holds)."""
+        self._seen[(kind, key)] = value
 
     def _memo(self, kind: str, key: str, load: Callable[[Connection, str], _T]) -> _T:
         if (kind, key) not in self._seen:

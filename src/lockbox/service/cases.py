@@ -64,6 +64,7 @@ def load_case(tx: Tx, actor: Principal, case_id: str, *, lock: bool = False) -> 
     case = repo.get_case(tx.conn, case_id, lock=lock)
     if case is None:
         raise NotFound("support case not found")
+    tx.remember("case", case.id, case)
     authorize(actor, Intent.CASE_VIEW, kind="case", tenant_id=case.tenant_id)
     return case
 

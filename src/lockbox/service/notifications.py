@@ -18,7 +18,7 @@ from lockbox.domain.request import AccessRequest, Change
 from lockbox.domain.roles import Principal, Role
 from lockbox.domain.user import User
 from lockbox.store import repositories as repo
-from lockbox.store.outbox import OutboxMessage, active_webhooks, enqueue
+from lockbox.store.outbox import OutboxMessage, enqueue, enqueue_many
 
 if TYPE_CHECKING:
     from lockbox.service.app import Tx
@@ -101,18 +101,19 @@ def plan(tx: Tx, change: Change) -> None:
     request = change.request
     data = snapshot(tx, request, change)
     emails: list[tuple[str, str]] = []  # (topic, address)
+    reminders: list[OutboxMessage] = []
     requester = tx.user(request.requester_id)
     requester_addr = [requester.email] if requester and requester.active else []
     event = change.event
 
     if event is Event.SUBMIT:
         emails += _to(
-            "review_needed", _emails(repo.users_with_roles(tx.conn, [Role.MANAGER], tenant_id=None))
+            "review_needed", repo.emails_with_roles(tx.conn, [Role.MANAGER], tenant_id=None)
         )
     elif event is Event.REVIEW_APPROVE and change.target is State.PENDING_APPROVAL:
         approvers = _approver_addresses(tx, request)
         emails += _to("approval_needed", approvers)
-        _plan_reminder(tx, request, data, approvers)
+        reminders = _reminders(tx, request, data, approvers)
     elif change.target is State.APPROVED and change.source is not State.APPROVED:
         emails += _to("approved", requester_addr)
     elif event in _REQUESTER_TOPIC:
@@ -129,24 +130,20 @@ def plan(tx: Tx, change: Change) -> None:
     if change.source is State.PENDING_APPROVAL and change.target in (State.CANCELED,):
         emails += _to("canceled", _approver_addresses(tx, request))
 
-    seen: set[tuple[str, str]] = set()
-    for topic, address in emails:
-        if (topic, address) in seen:
-            continue
-        seen.add((topic, address))
-        enqueue(
-            tx.conn,
-            OutboxMessage(
-                channel="email",
-                topic=topic,
-                recipient=address,
-                payload=data,
-                tenant_id=request.tenant_id,
-                request_id=request.id,
-            ),
-            tx.now,
+    messages = [
+        OutboxMessage(
+            channel="email",
+            topic=topic,
+            recipient=address,
+            payload=data,
+            tenant_id=request.tenant_id,
+            request_id=request.id,
         )
-    plan_webhooks(tx, f"request.{event.value}", request.tenant_id, request.id, data)
+        for topic, address in dict.fromkeys(emails)  # once per (topic, address)
+    ]
+    messages += reminders
+    messages += _webhook_messages(tx, f"request.{event.value}", request.tenant_id, request.id, data)
+    enqueue_many(tx.conn, messages, tx.now)
 
 
 def plan_first_use(tx: Tx, request: AccessRequest) -> None:
@@ -196,12 +193,18 @@ def plan_password_reset(
 def plan_webhooks(
     tx: Tx, event_type: str, tenant_id: str | None, request_id: str | None, data: dict[str, Any]
 ) -> None:
-    for hook in active_webhooks(tx.conn, tenant_id):
+    enqueue_many(tx.conn, _webhook_messages(tx, event_type, tenant_id, request_id, data), tx.now)
+
+
+def _webhook_messages(
+    tx: Tx, event_type: str, tenant_id: str | None, request_id: str | None, data: dict[str, Any]
+) -> list[OutboxMessage]:
+    messages = []
+    for hook in tx.webhooks(tenant_id):
         events = hook["events"] or ["*"]
         if "*" not in events and event_type not in events:
             continue
-        enqueue(
-            tx.conn,
+        messages.append(
             OutboxMessage(
                 channel="webhook",
                 topic=event_type,
@@ -209,44 +212,45 @@ def plan_webhooks(
                 payload={"type": event_type, "timestamp": format_time(tx.now), "data": data},
                 tenant_id=tenant_id,
                 request_id=request_id,
-            ),
-            tx.now,
+            )
         )
+    return messages
 
 
-def _plan_reminder(tx: Tx, request: AccessRequest, data: dict[str, Any], to: list[str]) -> None:
+def _reminders(
+    tx: Tx, request: AccessRequest, data: dict[str, Any], to: list[str]
+) -> list[OutboxMessage]:
+    """Reminders due when the policy's fraction of the approval window is left."""
     tenant = tx.tenant(request.tenant_id)
     if tenant is None or request.approval_deadline is None:
-        return
+        return []
     fraction = tenant.policy.reminder_fraction
     if fraction <= 0:
-        return
+        return []
     window = tenant.policy.approval_window
     due = request.approval_deadline - timedelta(seconds=window.total_seconds() * fraction)
-    for address in to:
-        enqueue(
-            tx.conn,
-            OutboxMessage(
-                channel="email",
-                topic="approval_reminder",
-                recipient=address,
-                payload=data,
-                tenant_id=request.tenant_id,
-                request_id=request.id,
-                due_at=due,
-                only_if_state=State.PENDING_APPROVAL.value,
-            ),
-            tx.now,
+    return [
+        OutboxMessage(
+            channel="email",
+            topic="approval_reminder",
+            recipient=address,
+            payload=data,
+            tenant_id=request.tenant_id,
+            request_id=request.id,
+            due_at=due,
+            only_if_state=State.PENDING_APPROVAL.value,
         )
+        for address in to
+    ]
 
 
 def _approver_addresses(tx: Tx, request: AccessRequest) -> list[str]:
     tenant = tx.tenant(request.tenant_id)
-    people = repo.users_with_roles(
+    people = repo.emails_with_roles(
         tx.conn, [Role.APPROVER, Role.TENANT_ADMIN], tenant_id=request.tenant_id
     )
     extra = list(tenant.policy.notify_emails) if tenant else []
-    return list(dict.fromkeys([*_emails(people), *extra]))
+    return list(dict.fromkeys([*people, *extra]))
 
 
 def _decided_addresses(tx: Tx, request: AccessRequest) -> list[str]:
@@ -256,10 +260,6 @@ def _decided_addresses(tx: Tx, request: AccessRequest) -> list[str]:
         if user and user.active:
             addresses.append(user.email)
     return addresses
-
-
-def _emails(users: Iterable[Any]) -> list[str]:
-    return [u.email for u in users]
 
 
 def _to(topic: str, addresses: Iterable[str]) -> list[tuple[str, str]]:

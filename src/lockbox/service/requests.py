@@ -32,6 +32,12 @@ class RequestView:
     state: State  # effective state at ``as_of``
     as_of: datetime
     history: tuple[AuditRecord, ...] = ()
+    history_truncated: bool = False  # more records than ``history_limit``: page the audit log
+
+    @classmethod
+    def of(cls, request: AccessRequest, now: datetime) -> RequestView:
+        """The view of a request a use case just wrote: no second read needed."""
+        return cls(request, request.effective_state(now), now)
 
 
 def submit_request(
@@ -197,21 +203,38 @@ def load_request(tx: Tx, actor: Principal, request_id: str) -> AccessRequest:
     return request
 
 
+HISTORY_LIMIT = 200
+
+
 def get_request(
-    app: Lockbox, actor: Principal, request_id: str, *, history: bool = True
+    app: Lockbox,
+    actor: Principal,
+    request_id: str,
+    *,
+    history: bool = True,
+    history_limit: int = HISTORY_LIMIT,
 ) -> RequestView:
+    """One request; with ``history``, its first ``history_limit`` audit records (oldest first).
+
+    A grant used thousands of times has thousands of records: the rest is read page by
+    page from the audit log (filter ``request_id``), never all at once here.
+    """
     with app.read() as tx:
         request = load_request(tx, actor, request_id)
-        records: tuple[AuditRecord, ...] = ()
+        records: list[AuditRecord] = []
         if history:
-            records = tuple(
-                repo.query_audit(
-                    tx.conn,
-                    repo.AuditFilter(tenant_id=request.tenant_id, request_id=request.id),
-                    limit=10_000,
-                )
+            records = repo.query_audit(
+                tx.conn,
+                repo.AuditFilter(tenant_id=request.tenant_id, request_id=request.id),
+                limit=history_limit + 1,
             )
-        return RequestView(request, request.effective_state(tx.now), tx.now, records)
+        return RequestView(
+            request,
+            request.effective_state(tx.now),
+            tx.now,
+            tuple(records[:history_limit]),
+            history_truncated=len(records) > history_limit,
+        )
 
 
 @dataclass(frozen=True)

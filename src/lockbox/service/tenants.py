@@ -61,7 +61,7 @@ def set_domains(app: Lockbox, actor: Principal, tenant_ref: str, domains: list[s
     """The provider says which e-mail domains are the customer's (its admins add users there)."""
     clean = validate_domains(domains)
     with app.tx() as tx:
-        tenant = load_tenant(tx, actor, tenant_ref, Intent.TENANT_DOMAINS)
+        tenant = load_tenant(tx, actor, tenant_ref, Intent.TENANT_DOMAINS, domains=True)
         repo.lock_tenant(tx.conn, tenant.id)
         _refuse_taken_domains(tx, clean, tenant.id)
         if set(clean) == set(tenant.email_domains):
@@ -87,24 +87,32 @@ def _refuse_taken_domains(tx: Tx, domains: tuple[str, ...], tenant_id: str | Non
             )
 
 
-def load_tenant(tx: Tx, actor: Principal, ref: str, intent: Intent = Intent.TENANT_VIEW) -> Tenant:
+def load_tenant(
+    tx: Tx,
+    actor: Principal,
+    ref: str,
+    intent: Intent = Intent.TENANT_VIEW,
+    *,
+    domains: bool = False,
+) -> Tenant:
     """Find a tenant by id or slug; invisible tenants are 'not found'."""
-    tenant = repo.get_tenant(tx.conn, ref)
+    tenant = repo.get_tenant(tx.conn, ref, domains=domains)
     if tenant is None:
         raise NotFound("tenant not found")
+    tx.remember("tenant", tenant.id, tenant)
     authorize(actor, intent, kind="tenant", tenant_id=tenant.id)
     return tenant
 
 
 def get_tenant(app: Lockbox, actor: Principal, ref: str) -> Tenant:
     with app.read() as tx:
-        return load_tenant(tx, actor, ref)
+        return load_tenant(tx, actor, ref, domains=True)
 
 
 def get_policy(app: Lockbox, actor: Principal, ref: str) -> Tenant:
     """A tenant, for reading its lockbox policy (the policy.view intent)."""
     with app.read() as tx:
-        return load_tenant(tx, actor, ref, Intent.POLICY_VIEW)
+        return load_tenant(tx, actor, ref, Intent.POLICY_VIEW, domains=True)
 
 
 def list_tenants(app: Lockbox, actor: Principal) -> list[Tenant]:
@@ -125,7 +133,7 @@ def change_policy(
 ) -> Tenant:
     """A tenant admin turns the lockbox on/off or changes windows, approvals, addresses."""
     with app.tx() as tx:
-        tenant = load_tenant(tx, actor, tenant_ref, Intent.POLICY_CHANGE)
+        tenant = load_tenant(tx, actor, tenant_ref, Intent.POLICY_CHANGE, domains=True)
         if expected_version is not None and expected_version != tenant.version:
             raise Conflict("the policy changed since you read it; reload and try again")
         new_policy = tenant.policy.with_changes(**changes)

@@ -148,16 +148,17 @@ def authenticate(app: Lockbox, secret: str) -> Principal:
         raise failure
     wanted = digest(secret)
     with app.read() as tx:
-        row = store.by_hash(tx.conn, wanted)
-        if row is None or not hmac.compare_digest(row.token_hash, wanted):
-            raise failure
-        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= tx.now):
-            raise failure
-        user = repo.get_user(tx.conn, row.user_id)
+        found = repo.token_with_user(tx.conn, wanted)  # the one query of an API call's auth
         now = tx.now
-    if user is None or not user.active:
+    if found is None:
         raise failure
-    if row.last_used_at is None or now - row.last_used_at >= TOUCH_INTERVAL:
-        with app.db.write() as conn:
-            store.touch(conn, row.id, now)
-    return user.principal(credential=f"token:{row.id}")
+    row, user = found
+    if not hmac.compare_digest(row["token_hash"], wanted):
+        raise failure
+    expires, revoked, last_used = row["expires_at"], row["revoked_at"], row["last_used_at"]
+    if revoked is not None or (expires is not None and expires <= now) or not user.active:
+        raise failure
+    if last_used is None or now - last_used >= TOUCH_INTERVAL:
+        with app.db.write() as conn:  # at most once a minute per token
+            store.touch(conn, row["token_id"], now)
+    return user.principal(credential=f"token:{row['token_id']}")

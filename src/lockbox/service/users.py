@@ -42,7 +42,7 @@ def create_user(
     )
     password_hash = passwords.hash_password(password) if password is not None else None
     with app.tx() as tx:
-        tenant_obj = load_tenant(tx, actor, tenant) if tenant else None
+        tenant_obj = load_tenant(tx, actor, tenant, domains=True) if tenant else None
         tenant_id = tenant_obj.id if tenant_obj else None
         check_roles(side, tenant_id, parsed)
         authorize(actor, Intent.USER_MANAGE, kind="user_new", tenant_id=tenant_id)

@@ -101,6 +101,7 @@ def request(view: RequestView, *, history: bool = False) -> dict[str, Any]:
     }
     if history:
         data["history"] = [audit_record(a) for a in view.history]
+        data["history_truncated"] = view.history_truncated
     return data
 
 

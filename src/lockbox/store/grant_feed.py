@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lockbox.store import tables as t
@@ -45,11 +45,21 @@ def _row(m: Any) -> GrantChange:
     )
 
 
+_HEAD = select(t.feed_head.c.seq).where(t.feed_head.c.id == 1).with_for_update()
+_SET_HEAD = update(t.feed_head).where(t.feed_head.c.id == 1).values(seq=bindparam("seq"))
+_AFTER = (
+    select(t.grant_changes)
+    .where(t.grant_changes.c.seq > bindparam("seq"))
+    .order_by(t.grant_changes.c.seq)
+    .limit(bindparam("limit"))
+)
+_MAX = select(func.max(t.grant_changes.c.seq))
+
+
 def _locked_head(conn: Connection) -> int:
     """The last ``seq``, row-locked until commit (the last lock of the documented order)."""
-    h = t.feed_head.c
     for _ in range(2):
-        value = conn.execute(select(h.seq).where(h.id == 1).with_for_update()).scalar()
+        value = conn.execute(_HEAD).scalar()
         if value is not None:
             return int(value)
         try:
@@ -69,19 +79,16 @@ def append(conn: Connection, changes: list[dict[str, Any]]) -> list[int]:
     conn.execute(
         insert(t.grant_changes), [{**c, "seq": s} for c, s in zip(changes, seqs, strict=True)]
     )
-    conn.execute(update(t.feed_head).where(t.feed_head.c.id == 1).values(seq=seqs[-1]))
+    conn.execute(_SET_HEAD, {"seq": seqs[-1]})
     return seqs
 
 
 def head(conn: Connection) -> int:
     """The newest ``seq`` committed (0 when the stream is empty)."""
-    value = conn.execute(select(func.max(t.grant_changes.c.seq))).scalar()
+    value = conn.execute(_MAX).scalar()
     return int(value or 0)
 
 
 def after(conn: Connection, seq: int, limit: int) -> list[GrantChange]:
-    c = t.grant_changes.c
-    rows = conn.execute(
-        select(t.grant_changes).where(c.seq > seq).order_by(c.seq).limit(limit)
-    ).mappings()
+    rows = conn.execute(_AFTER, {"seq": seq, "limit": limit}).mappings()
     return [_row(r) for r in rows]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from lockbox.domain.ids import new_id
@@ -26,32 +26,44 @@ class OutboxMessage:
 
 
 def enqueue(conn: Connection, message: OutboxMessage, now: datetime) -> str:
-    message_id = new_id("outbox")
-    conn.execute(
-        insert(t.outbox).values(
-            id=message_id,
-            channel=message.channel,
-            topic=message.topic,
-            tenant_id=message.tenant_id,
-            request_id=message.request_id,
-            recipient=message.recipient,
-            payload=message.payload,
-            created_at=now,
-            due_at=message.due_at or now,
-            only_if_state=message.only_if_state,
-            status="pending",
-            attempts=0,
-        )
-    )
-    return message_id
+    return enqueue_many(conn, [message], now)[0]
+
+
+def enqueue_many(conn: Connection, messages: list[OutboxMessage], now: datetime) -> list[str]:
+    """Queue several messages in one statement (one change often notifies many people)."""
+    rows: list[dict[str, Any]] = [
+        {
+            "id": new_id("outbox"),
+            "channel": m.channel,
+            "topic": m.topic,
+            "tenant_id": m.tenant_id,
+            "request_id": m.request_id,
+            "recipient": m.recipient,
+            "payload": m.payload,
+            "created_at": now,
+            "due_at": m.due_at or now,
+            "only_if_state": m.only_if_state,
+            "status": "pending",
+            "attempts": 0,
+        }
+        for m in messages
+    ]
+    if rows:
+        conn.execute(insert(t.outbox), rows)
+    return [str(r["id"]) for r in rows]
+
+
+_ACTIVE_WEBHOOKS = select(t.webhooks.c.id, t.webhooks.c.tenant_id, t.webhooks.c.events).where(
+    t.webhooks.c.active.is_(True),
+    (t.webhooks.c.tenant_id == bindparam("tenant_id")) | t.webhooks.c.tenant_id.is_(None),
+)
 
 
 def active_webhooks(conn: Connection, tenant_id: str | None) -> list[dict[str, Any]]:
     """Endpoints of this tenant plus the provider's own (tenant-less) endpoints."""
-    w = t.webhooks.c
-    query = select(w.id, w.tenant_id, w.events).where(w.active.is_(True))
-    query = query.where((w.tenant_id == tenant_id) | w.tenant_id.is_(None))
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return [
+        dict(row) for row in conn.execute(_ACTIVE_WEBHOOKS, {"tenant_id": tenant_id}).mappings()
+    ]
 
 
 # -- delivery ------------------------------------------------------------------------

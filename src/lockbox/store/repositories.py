@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -32,7 +32,14 @@ from lockbox.domain.tenant import Tenant
 from lockbox.domain.user import User
 from lockbox.store import tables as t
 
+# Statements on the hot paths are built once, here, with bind parameters: building a
+# statement (especially a wide UPDATE) costs far more than running its cached form.
+
 # -- tenants ----------------------------------------------------------------------
+
+_TENANT_BY_REF = select(t.tenants).where(
+    or_(t.tenants.c.id == bindparam("ref"), t.tenants.c.slug == bindparam("ref"))
+)
 
 
 def _policy_columns(policy: LockboxPolicy) -> dict[str, Any]:
@@ -96,16 +103,13 @@ def _domains_of(conn: Connection, tenant_ids: Sequence[str]) -> dict[str, tuple[
     return {tid: tuple(v) for tid, v in found.items()}
 
 
-def get_tenant(conn: Connection, ref: str) -> Tenant | None:
-    """By id or by slug: people type slugs, programs pass ids."""
-    row = (
-        conn.execute(select(t.tenants).where(or_(t.tenants.c.id == ref, t.tenants.c.slug == ref)))
-        .mappings()
-        .first()
-    )
+def get_tenant(conn: Connection, ref: str, *, domains: bool = False) -> Tenant | None:
+    """By id or by slug: people type slugs, programs pass ids. ``domains`` loads the
+    tenant's e-mail domains too (only user creation and views need them)."""
+    row = conn.execute(_TENANT_BY_REF, {"ref": ref}).mappings().first()
     if row is None:
         return None
-    return _tenant(row, _domains_of(conn, [row["id"]])[row["id"]])
+    return _tenant(row, _domains_of(conn, [row["id"]])[row["id"]] if domains else ())
 
 
 def lock_tenant(conn: Connection, tenant_id: str) -> None:
@@ -160,20 +164,80 @@ def update_tenant(conn: Connection, tenant: Tenant, expected_version: int) -> No
 # -- users ------------------------------------------------------------------------
 
 
+_USER_COLUMNS = [c for c in t.users.columns if c.name != "password_hash"]
+_USER_WITH_ROLES = select(*_USER_COLUMNS, t.user_roles.c.role).select_from(
+    t.users.outerjoin(t.user_roles, t.user_roles.c.user_id == t.users.c.id)
+)
+_USER_BY_ID = _USER_WITH_ROLES.where(t.users.c.id == bindparam("ref"))
+_USER_BY_KEY = _USER_WITH_ROLES.where(t.users.c.email_key == bindparam("ref"))
+
+
+_TOKEN_WITH_USER = (
+    select(
+        t.api_tokens.c.id.label("token_id"),
+        t.api_tokens.c.token_hash,
+        t.api_tokens.c.expires_at,
+        t.api_tokens.c.revoked_at,
+        t.api_tokens.c.last_used_at,
+        *_USER_COLUMNS,
+        t.user_roles.c.role,
+    )
+    .select_from(
+        t.api_tokens.join(t.users, t.users.c.id == t.api_tokens.c.user_id).outerjoin(
+            t.user_roles, t.user_roles.c.user_id == t.users.c.id
+        )
+    )
+    .where(t.api_tokens.c.token_hash == bindparam("token_hash"))
+)
+
+
+def token_with_user(conn: Connection, token_hash: str) -> tuple[dict[str, Any], User] | None:
+    """A token's row and its owner (with roles) in one query: authentication's only read."""
+    rows = conn.execute(_TOKEN_WITH_USER, {"token_hash": token_hash}).mappings().all()
+    user = _user_from_rows(rows)
+    if user is None:
+        return None
+    first = rows[0]
+    token = {
+        k: first[k] for k in ("token_id", "token_hash", "expires_at", "revoked_at", "last_used_at")
+    }
+    return token, user
+
+
+def _user_from_rows(rows: Sequence[RowMapping]) -> User | None:
+    """One user from the rows of the user ⟕ roles join (one row per role)."""
+    if not rows:
+        return None
+    r = rows[0]
+    return User(
+        id=r["id"],
+        email=r["email"],
+        display_name=r["display_name"],
+        side=Side(r["side"]),
+        tenant_id=r["tenant_id"],
+        roles=frozenset(Role(x["role"]) for x in rows if x["role"] is not None),
+        created_at=r["created_at"],
+        active=r["active"],
+        time_zone=r["time_zone"],
+    )
+
+
+_ROLES_OF = select(t.user_roles.c.user_id, t.user_roles.c.role).where(
+    t.user_roles.c.user_id.in_(bindparam("ids", expanding=True))
+)
+
+
 def _roles_of(conn: Connection, user_ids: Sequence[str]) -> dict[str, set[Role]]:
     found: dict[str, set[Role]] = {uid: set() for uid in user_ids}
     if user_ids:
-        rows = conn.execute(
-            select(t.user_roles.c.user_id, t.user_roles.c.role).where(
-                t.user_roles.c.user_id.in_(list(user_ids))
-            )
-        )
+        rows = conn.execute(_ROLES_OF, {"ids": list(user_ids)})
         for uid, role in rows:
             found[uid].add(Role(role))
     return found
 
 
 def _users(conn: Connection, rows: Sequence[RowMapping]) -> list[User]:
+    """Users from rows of ``t.users`` (roles fetched for all of them in one query)."""
     roles = _roles_of(conn, [r["id"] for r in rows])
     return [
         User(
@@ -236,7 +300,7 @@ def get_password_hash(conn: Connection, user_id: str) -> str | None:
 def users_by_ids(conn: Connection, ids: Sequence[str]) -> list[User]:
     if not ids:
         return []
-    rows = conn.execute(select(t.users).where(t.users.c.id.in_(list(ids)))).mappings()
+    rows = conn.execute(select(*_USER_COLUMNS).where(t.users.c.id.in_(list(ids)))).mappings()
     return _users(conn, list(rows))
 
 
@@ -246,12 +310,14 @@ def email_key(email: str) -> str:
 
 
 def get_user(conn: Connection, ref: str) -> User | None:
-    """By id or (case-insensitively) by e-mail address."""
+    """By id or (case-insensitively) by e-mail address, with roles, in one query."""
     # Ids and e-mail addresses cannot be confused ('@' never occurs in an id); both
     # look-ups are on a unique index, so at most one user can ever match.
-    where = t.users.c.id == ref if "@" not in ref else t.users.c.email_key == email_key(ref)
-    row = conn.execute(select(t.users).where(where)).mappings().first()
-    return _users(conn, [row])[0] if row else None
+    if "@" in ref:
+        rows = conn.execute(_USER_BY_KEY, {"ref": email_key(ref)}).mappings().all()
+    else:
+        rows = conn.execute(_USER_BY_ID, {"ref": ref}).mappings().all()
+    return _user_from_rows(rows)
 
 
 def email_owner(conn: Connection, email: str) -> tuple[str, str | None] | None:
@@ -264,7 +330,7 @@ def email_owner(conn: Connection, email: str) -> tuple[str, str | None] | None:
 def list_users(
     conn: Connection, *, tenant_id: str | None = None, side: Side | None = None
 ) -> list[User]:
-    query = select(t.users).order_by(t.users.c.email)
+    query = select(*_USER_COLUMNS).order_by(t.users.c.email)
     if tenant_id is not None:
         query = query.where(t.users.c.tenant_id == tenant_id)
     if side is not None:
@@ -272,22 +338,48 @@ def list_users(
     return _users(conn, list(conn.execute(query).mappings()))
 
 
+_WITH_ROLES = (
+    select(*_USER_COLUMNS)
+    .join(t.user_roles, t.user_roles.c.user_id == t.users.c.id)
+    .where(t.user_roles.c.role.in_(bindparam("roles", expanding=True)), t.users.c.active.is_(True))
+    .distinct()
+    .order_by(t.users.c.email)
+)
+_STAFF_WITH_ROLES = _WITH_ROLES.where(t.users.c.tenant_id.is_(None))
+_TENANT_WITH_ROLES = _WITH_ROLES.where(t.users.c.tenant_id == bindparam("tenant_id"))
+
+
+_EMAILS_WITH_ROLES = (
+    select(t.users.c.email)
+    .join(t.user_roles, t.user_roles.c.user_id == t.users.c.id)
+    .where(t.user_roles.c.role.in_(bindparam("roles", expanding=True)), t.users.c.active.is_(True))
+    .distinct()
+    .order_by(t.users.c.email)
+)
+_STAFF_EMAILS = _EMAILS_WITH_ROLES.where(t.users.c.tenant_id.is_(None))
+_TENANT_EMAILS = _EMAILS_WITH_ROLES.where(t.users.c.tenant_id == bindparam("tenant_id"))
+
+
+def emails_with_roles(
+    conn: Connection, roles: Sequence[Role], *, tenant_id: str | None
+) -> list[str]:
+    """Addresses of the active users holding any of ``roles`` (who to notify)."""
+    params: dict[str, Any] = {"roles": [r.value for r in roles]}
+    if tenant_id is None:
+        return list(conn.execute(_STAFF_EMAILS, params).scalars())
+    return list(conn.execute(_TENANT_EMAILS, {**params, "tenant_id": tenant_id}).scalars())
+
+
 def users_with_roles(
     conn: Connection, roles: Sequence[Role], *, tenant_id: str | None
 ) -> list[User]:
     """Active users holding any of ``roles`` (in ``tenant_id``, or provider staff if None)."""
-    query = (
-        select(t.users)
-        .join(t.user_roles, t.user_roles.c.user_id == t.users.c.id)
-        .where(t.user_roles.c.role.in_([r.value for r in roles]), t.users.c.active.is_(True))
-        .distinct()
-        .order_by(t.users.c.email)
-    )
+    params: dict[str, Any] = {"roles": [r.value for r in roles]}
     if tenant_id is None:
-        query = query.where(t.users.c.tenant_id.is_(None))
+        rows = conn.execute(_STAFF_WITH_ROLES, params).mappings()
     else:
-        query = query.where(t.users.c.tenant_id == tenant_id)
-    return _users(conn, list(conn.execute(query).mappings()))
+        rows = conn.execute(_TENANT_WITH_ROLES, {**params, "tenant_id": tenant_id}).mappings()
+    return _users(conn, list(rows))
 
 
 # -- cases ------------------------------------------------------------------------
@@ -323,12 +415,14 @@ def insert_case(conn: Connection, case: SupportCase) -> None:
     )
 
 
+_CASE_BY_ID = select(t.cases).where(t.cases.c.id == bindparam("case_id"))
+_CASE_BY_ID_LOCKED = _CASE_BY_ID.with_for_update()
+
+
 def get_case(conn: Connection, case_id: str, *, lock: bool = False) -> SupportCase | None:
     """A case; ``lock`` row-locks it (PostgreSQL), the first lock in the documented order."""
-    query = select(t.cases).where(t.cases.c.id == case_id)
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    query = _CASE_BY_ID_LOCKED if lock else _CASE_BY_ID
+    row = conn.execute(query, {"case_id": case_id}).mappings().first()
     return _case(row) if row else None
 
 
@@ -389,14 +483,34 @@ def _request_values(request: AccessRequest) -> dict[str, Any]:
     return values
 
 
+_DECISIONS = (
+    select(t.request_decisions)
+    .where(t.request_decisions.c.request_id.in_(bindparam("ids", expanding=True)))
+    .order_by(t.request_decisions.c.at, t.request_decisions.c.actor_id)
+)
+_REQUEST_BY_ID = select(t.access_requests).where(t.access_requests.c.id == bindparam("rid"))
+_REQUEST_BY_ID_LOCKED = _REQUEST_BY_ID.with_for_update()
+_REQUEST_BY_ID_SKIP_LOCKED = _REQUEST_BY_ID.with_for_update(skip_locked=True)
+_REQUEST_UPDATE = (
+    update(t.access_requests)
+    .where(
+        t.access_requests.c.id == bindparam("b_id"),
+        t.access_requests.c.version == bindparam("b_version"),
+    )
+    .values(
+        {
+            c.name: bindparam(c.name)
+            for c in t.access_requests.columns
+            if c.name not in ("id", "first_used_at")
+        }
+    )
+)
+
+
 def _decisions(conn: Connection, request_ids: Sequence[str]) -> dict[str, list[Decision]]:
     found: dict[str, list[Decision]] = {rid: [] for rid in request_ids}
     if request_ids:
-        rows = conn.execute(
-            select(t.request_decisions)
-            .where(t.request_decisions.c.request_id.in_(list(request_ids)))
-            .order_by(t.request_decisions.c.at, t.request_decisions.c.actor_id)
-        ).mappings()
+        rows = conn.execute(_DECISIONS, {"ids": list(request_ids)}).mappings()
         for r in rows:
             found[r["request_id"]].append(
                 Decision(
@@ -410,8 +524,13 @@ def _decisions(conn: Connection, request_ids: Sequence[str]) -> dict[str, list[D
     return found
 
 
-def _requests(conn: Connection, rows: Sequence[RowMapping]) -> list[AccessRequest]:
-    decisions = _decisions(conn, [r["id"] for r in rows])
+def _requests(
+    conn: Connection, rows: Sequence[RowMapping], *, decisions_too: bool = True
+) -> list[AccessRequest]:
+    """Requests from rows; ``decisions_too=False`` skips the customer decisions (the access
+    check never reads them)."""
+    ids = [r["id"] for r in rows]
+    decisions = _decisions(conn, ids) if decisions_too else {i: [] for i in ids}
     result = []
     for r in rows:
         fields = {name: r[name] for name in _REQUEST_FIELDS}
@@ -428,17 +547,23 @@ def _requests(conn: Connection, rows: Sequence[RowMapping]) -> list[AccessReques
 
 
 def insert_request(conn: Connection, request: AccessRequest) -> None:
-    conn.execute(insert(t.access_requests).values(**_request_values(request)))
+    conn.execute(insert(t.access_requests), _request_values(request))
 
 
 def get_request(
     conn: Connection, request_id: str, *, lock: bool = False, skip_locked: bool = False
 ) -> AccessRequest | None:
-    query = select(t.access_requests).where(t.access_requests.c.id == request_id)
+    query = _REQUEST_BY_ID
     if lock:
-        query = query.with_for_update(skip_locked=skip_locked)
-    row = conn.execute(query).mappings().first()
+        query = _REQUEST_BY_ID_SKIP_LOCKED if skip_locked else _REQUEST_BY_ID_LOCKED
+    row = conn.execute(query, {"rid": request_id}).mappings().first()
     return _requests(conn, [row])[0] if row else None
+
+
+def get_request_for_check(conn: Connection, request_id: str) -> AccessRequest | None:
+    """A request without its customer decisions: all an access check reads."""
+    row = conn.execute(_REQUEST_BY_ID, {"rid": request_id}).mappings().first()
+    return _requests(conn, [row], decisions_too=False)[0] if row else None
 
 
 def update_request(conn: Connection, request: AccessRequest, previous: AccessRequest) -> None:
@@ -449,12 +574,7 @@ def update_request(conn: Connection, request: AccessRequest, previous: AccessReq
     values = _request_values(request)
     del values["id"]
     result = conn.execute(
-        update(t.access_requests)
-        .where(
-            t.access_requests.c.id == request.id,
-            t.access_requests.c.version == previous.version,
-        )
-        .values(**values)
+        _REQUEST_UPDATE, {**values, "b_id": request.id, "b_version": previous.version}
     )
     if result.rowcount != 1:
         raise Conflict("the request was changed by someone else; reload and try again")
@@ -477,17 +597,19 @@ def update_request(conn: Connection, request: AccessRequest, previous: AccessReq
         )
 
 
+_FIRST_USE = (
+    update(t.access_requests)
+    .where(t.access_requests.c.id == bindparam("rid"), t.access_requests.c.first_used_at.is_(None))
+    .values(first_used_at=bindparam("at"))
+)
+
+
 def mark_first_use(conn: Connection, request_id: str, at: datetime) -> bool:
     """Record the first use of a grant; True only for the call that recorded it."""
-    result = conn.execute(
-        update(t.access_requests)
-        .where(t.access_requests.c.id == request_id, t.access_requests.c.first_used_at.is_(None))
-        .values(first_used_at=at)
-    )
-    return result.rowcount == 1
+    return conn.execute(_FIRST_USE, {"rid": request_id, "at": at}).rowcount == 1
 
 
-def effective_state_clause(state: State, now: datetime) -> ColumnElement[bool]:
+def effective_state_clause(state: State, now: datetime | Any) -> ColumnElement[bool]:
     """SQL for "reads as ``state`` at ``now``", agreeing with ``AccessRequest.effective_state``."""
     c = t.access_requests.c
     pending_due = or_(
@@ -601,21 +723,25 @@ def open_requests_for_case(
     return sorted(found, key=lambda r: (r.created_at, r.id)) if lock else found
 
 
+_ACTIVE_FOR = (
+    select(t.access_requests)
+    .where(
+        t.access_requests.c.tenant_id == bindparam("tenant_id"),
+        t.access_requests.c.requester_id == bindparam("requester_id"),
+        effective_state_clause(State.APPROVED, bindparam("now", type_=t.UTCDateTime())),
+    )
+    .order_by(t.access_requests.c.created_at.desc())
+)
+
+
 def active_requests_for(
     conn: Connection, *, tenant_id: str, requester_id: str, now: datetime
 ) -> list[AccessRequest]:
-    """Requests of this engineer on this tenant that are approved and within their window."""
-    c = t.access_requests.c
-    rows = conn.execute(
-        select(t.access_requests)
-        .where(
-            c.tenant_id == tenant_id,
-            c.requester_id == requester_id,
-            effective_state_clause(State.APPROVED, now),
-        )
-        .order_by(c.created_at.desc())
-    ).mappings()
-    return _requests(conn, list(rows))
+    """Requests of this engineer on this tenant that are approved and within their window
+    (without their customer decisions, which a check never needs)."""
+    params = {"tenant_id": tenant_id, "requester_id": requester_id, "now": now}
+    rows = conn.execute(_ACTIVE_FOR, params).mappings()
+    return _requests(conn, list(rows), decisions_too=False)
 
 
 def active_requests_of(
@@ -654,42 +780,57 @@ def canonical_details(details: dict[str, Any]) -> str:
     return json.dumps(details, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+_HEAD_LOCKED = (
+    select(t.audit_heads.c.seq, t.audit_heads.c.hash)
+    .where(t.audit_heads.c.tenant_id == bindparam("tenant_id"))
+    .with_for_update()
+)
+_HEAD_UPDATE = (
+    update(t.audit_heads)
+    .where(
+        t.audit_heads.c.tenant_id == bindparam("b_tenant_id"),
+        t.audit_heads.c.seq == bindparam("b_seq"),
+    )
+    .values(seq=bindparam("seq"), hash=bindparam("hash"))
+)
+
+
 def append_audit(conn: Connection, record: AuditRecord) -> AuditRecord:
     """Append ``record`` (seq/prev_hash/hash are filled in here) to its tenant's chain."""
-    heads = t.audit_heads
-    head = conn.execute(
-        select(heads.c.seq, heads.c.hash)
-        .where(heads.c.tenant_id == record.tenant_id)
-        .with_for_update()
-    ).first()
+    head = conn.execute(_HEAD_LOCKED, {"tenant_id": record.tenant_id}).first()
     if head is None:
         raise ValidationError("tenant_id", "unknown tenant")
-    from dataclasses import replace
-
-    # Round-trip the details through their stored form so the hash covers exactly what is kept.
-    details = json.loads(canonical_details(record.details))
+    # Encoded once; decoded back so the hash covers exactly what is stored (tuples become
+    # lists, keys strings), and the stored text is that same encoding.
+    encoded = canonical_details(record.details)
+    details = json.loads(encoded)
     chained = replace(
         record, seq=head.seq + 1, prev_hash=head.hash, details=details, at=record.at
     ).hashed()
     conn.execute(
-        insert(t.audit_events).values(
-            id=chained.id,
-            tenant_id=chained.tenant_id,
-            seq=chained.seq,
-            at=chained.at,
-            actor_id=chained.actor_id,
-            actor_kind=chained.actor_kind,
-            operation=chained.operation,
-            request_id=chained.request_id,
-            details=canonical_details(chained.details),
-            prev_hash=chained.prev_hash,
-            hash=chained.hash,
-        )
+        insert(t.audit_events),
+        {
+            "id": chained.id,
+            "tenant_id": chained.tenant_id,
+            "seq": chained.seq,
+            "at": chained.at,
+            "actor_id": chained.actor_id,
+            "actor_kind": chained.actor_kind,
+            "operation": chained.operation,
+            "request_id": chained.request_id,
+            "details": encoded,
+            "prev_hash": chained.prev_hash,
+            "hash": chained.hash,
+        },
     )
     result = conn.execute(
-        update(heads)
-        .where(heads.c.tenant_id == chained.tenant_id, heads.c.seq == head.seq)
-        .values(seq=chained.seq, hash=chained.hash)
+        _HEAD_UPDATE,
+        {
+            "b_tenant_id": chained.tenant_id,
+            "b_seq": head.seq,
+            "seq": chained.seq,
+            "hash": chained.hash,
+        },
     )
     if result.rowcount != 1:
         raise Conflict("another change was recorded at the same moment; try again")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 from sqlalchemy.engine import RowMapping
 
 from lockbox.domain.resource_service import ServiceScope
@@ -21,12 +21,11 @@ def _scope(row: RowMapping) -> ServiceScope:
     )
 
 
+_BY_USER = select(t.resource_services).where(t.resource_services.c.user_id == bindparam("user_id"))
+
+
 def get(conn: Connection, user_id: str) -> ServiceScope | None:
-    row = (
-        conn.execute(select(t.resource_services).where(t.resource_services.c.user_id == user_id))
-        .mappings()
-        .first()
-    )
+    row = conn.execute(_BY_USER, {"user_id": user_id}).mappings().first()
     return _scope(row) if row else None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from lockbox.store import tables as t
 
@@ -49,8 +49,16 @@ def insert_token(conn: Connection, row: TokenRow) -> None:
     )
 
 
+_BY_HASH = select(t.api_tokens).where(t.api_tokens.c.token_hash == bindparam("token_hash"))
+_TOUCH = (
+    update(t.api_tokens)
+    .where(t.api_tokens.c.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("at"))
+)
+
+
 def by_hash(conn: Connection, token_hash: str) -> TokenRow | None:
-    r = conn.execute(select(t.api_tokens).where(t.api_tokens.c.token_hash == token_hash)).first()
+    r = conn.execute(_BY_HASH, {"token_hash": token_hash}).first()
     return _row(r) if r else None
 
 
@@ -79,4 +87,4 @@ def revoke(conn: Connection, token_id: str, at: datetime) -> bool:
 
 
 def touch(conn: Connection, token_id: str, at: datetime) -> None:
-    conn.execute(update(t.api_tokens).where(t.api_tokens.c.id == token_id).values(last_used_at=at))
+    conn.execute(_TOUCH, {"token_id": token_id, "at": at})
