@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from lockbox.clock import ManualClock
 from lockbox.domain.roles import Principal
@@ -73,9 +74,18 @@ def pg_schema() -> Iterator[str]:
 
 
 def _truncate_pg(db: Database) -> None:
+    """Empty every table; retried when it deadlocks with PostgreSQL's autovacuum (which takes
+    a lock on a table TRUNCATE also wants, and is the one that should give way)."""
     names = ", ".join(t.name for t in metadata.sorted_tables)
-    with db.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} CASCADE"))
+    for attempt in range(5):
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+                conn.execute(text(f"TRUNCATE {names} CASCADE"))
+            return
+        except OperationalError as exc:
+            if attempt == 4 or getattr(exc.orig, "sqlstate", None) not in ("40P01", "55P03"):
+                raise
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
