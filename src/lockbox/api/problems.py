@@ -136,6 +136,15 @@ def install(app: FastAPI) -> None:
     async def _busy(_request: Request, exc: OperationalError) -> JSONResponse:
         # SQLite waits busy_timeout for a writer's lock; when that runs out the database is
         # overloaded, not broken: answer 503 with Retry-After (nothing was written), not 500.
+        if getattr(exc, "connection_invalidated", False):
+            log.warning("database connection lost; the pool replaces it")
+            return problem(
+                503,
+                "database_unavailable",
+                "Service unavailable",
+                "the database connection was lost; nothing was changed, try again",
+                headers={"Retry-After": "1"},
+            )
         if "database is locked" not in str(exc.orig) and "database is busy" not in str(exc.orig):
             return await _unexpected(_request, exc)
         log.warning("database busy: %s", type(exc.orig).__name__)

@@ -351,7 +351,9 @@ def _check(
         verdict = decide(active, user.id, resource, action, tx.now)
         if not verdict[0]:
             flt = repo.RequestFilter(tenant_id=tenant_obj.id, requester_id=user.id)
-            recent, _ = repo.list_requests(tx.conn, flt, now=tx.now, limit=_RECENT, cursor=None)
+            recent, _ = repo.list_requests(
+                tx.conn, flt, now=tx.now, limit=_RECENT, cursor=None, decisions_too=False
+            )
             seen = {r.id for r in recent}
             candidates = recent + [r for r in active if r.id not in seen]
             verdict = decide(candidates, user.id, resource, action, tx.now)

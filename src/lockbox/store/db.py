@@ -55,7 +55,11 @@ class Database:
             if database in ("", ":memory:"):
                 raise ValueError("use a SQLite file, not an in-memory database")
         else:
-            kwargs["pool_pre_ping"] = True
+            # No ping on every checkout (a round trip per request on the hot path): connections
+            # are recycled before servers drop idle ones, and a connection found dead answers
+            # one 503 (nothing was written) while the pool replaces it.
+            kwargs["pool_pre_ping"] = False
+            kwargs["pool_recycle"] = 1800
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 20
         self.engine: Engine = create_engine(self.url, **kwargs)

@@ -675,7 +675,13 @@ def cursor_time(value: str, field: str = "cursor") -> datetime:
 
 
 def list_requests(
-    conn: Connection, flt: RequestFilter, *, now: datetime, limit: int, cursor: str | None
+    conn: Connection,
+    flt: RequestFilter,
+    *,
+    now: datetime,
+    limit: int,
+    cursor: str | None,
+    decisions_too: bool = True,
 ) -> tuple[list[AccessRequest], str | None]:
     """Newest first, ``limit`` at a time; the returned cursor continues after the last one."""
     c = t.access_requests.c
@@ -700,7 +706,7 @@ def list_requests(
         )
     query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
     rows = list(conn.execute(query).mappings())
-    page = _requests(conn, rows[:limit])
+    page = _requests(conn, rows[:limit], decisions_too=decisions_too)
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
