@@ -1,2 +1,2 @@
-"""Benchmarks (``make bench``). Each prints its figures and a ratio against a baseline
-measured in the same run, so results compare across machines."""
+"""Benchmarks (``make bench``, see ``bench/README.md``): one table of figures, each with a
+baseline measured in the same run, its target and a verdict."""
