@@ -1,7 +1,10 @@
 """The background worker: records passed deadlines and delivers the outbox.
 
-Each round sweeps deadlines (:func:`lockbox.service.sweeper.sweep_deadlines`)
-and then dispatches due outbox rows in batches
+Each round sweeps deadlines (:func:`lockbox.service.sweeper.sweep_deadlines`),
+at most once a minute signs the audit chains that grew and sends the daily
+digests of their heads (:func:`lockbox.service.checkpoints.periodic`: no record
+stays without a signed checkpoint for much more than an hour), and then
+dispatches due outbox rows in batches
 (:class:`lockbox.notify.dispatcher.Dispatcher`). Both are safe with several
 workers running at once. SIGTERM / SIGINT finish the message in flight,
 give back the leases of the rest and exit 0. ``once=True`` runs a single
@@ -17,15 +20,16 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
 from lockbox.config import Settings
 from lockbox.domain.errors import present
 from lockbox.notify.dispatcher import Dispatcher, DispatchResult
-from lockbox.service import sessions
+from lockbox.service import checkpoints, sessions
 from lockbox.service.app import Lockbox
+from lockbox.service.checkpoints import PassResult
 from lockbox.service.sweeper import sweep_deadlines
 
 log = logging.getLogger("lockbox.worker")
@@ -62,6 +66,12 @@ def configure_logging(level: str = "info") -> None:
 class RoundResult:
     expired: int = 0
     dispatch: DispatchResult = field(default_factory=DispatchResult)
+    checkpoints: PassResult = field(default_factory=PassResult)
+
+
+#: How often a worker looks for chains to sign and digests to send (the rules themselves
+#: are hourly and daily: :mod:`lockbox.domain.checkpoints`).
+CHECKPOINT_PASS_EVERY = timedelta(minutes=1)
 
 
 @dataclass
@@ -103,15 +113,32 @@ class Worker:
             sessions.purge(self.app)
         except Exception:
             log.exception("worker.sweep_failed")
+        if not self.stop.is_set() and self._checkpoint_pass_due():
+            try:
+                result.checkpoints = checkpoints.periodic(self.app)
+            except Exception:
+                log.exception("worker.checkpoints_failed")
         if not self.stop.is_set():
             try:
                 result.dispatch = dispatcher.dispatch_due(batch)
             except Exception:
                 log.exception("worker.dispatch_failed")
         fields = {"expired": result.expired, **result.dispatch.as_dict()}
-        if result.expired or result.dispatch.claimed:
+        signed = result.checkpoints
+        if signed.hourly or signed.daily:
+            fields.update(signed.as_dict())
+        if result.expired or result.dispatch.claimed or signed.hourly or signed.daily:
             log.info("worker.round", extra={"fields": fields})
         return result
+
+    _next_checkpoint_pass: datetime | None = None
+
+    def _checkpoint_pass_due(self) -> bool:
+        now = self.app.now()
+        if self._next_checkpoint_pass is not None and now < self._next_checkpoint_pass:
+            return False
+        self._next_checkpoint_pass = now + CHECKPOINT_PASS_EVERY
+        return True
 
     def run(self, *, once: bool = False) -> int:
         """Run rounds until stopped (or one round with ``once``); returns the exit code 0."""

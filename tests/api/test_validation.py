@@ -388,7 +388,12 @@ def test_bad_input_is_4xx_with_field_and_writes_nothing(api: Api) -> None:
         # bad ids in the path
         ("engineer", "GET", "/v1/requests/%00", {}, 422, "request_id"),
         ("engineer", "GET", "/v1/requests/" + "r" * 200, {}, 422, "request_id"),
-        ("engineer", "GET", "/v1/requests/req_doesnotexist", {}, 404, None),
+        # ids of the right characters but the wrong shape are malformed, not missing
+        ("engineer", "GET", "/v1/requests/req_doesnotexist", {}, 422, "request_id"),
+        ("engineer", "GET", "/v1/requests/case_" + "z" * 26, {}, 422, "request_id"),
+        ("engineer", "POST", "/v1/cases/case_short/close", {}, 422, "case_id"),
+        ("provider_admin", "GET", "/v1/tenants/Not_A_Slug", {}, 422, "tenant"),
+        ("engineer", "GET", "/v1/requests/req_" + "z" * 26, {}, 404, None),
         ("engineer", "GET", "/v1/requests/..%2F..%2Fetc", {}, 404, None),
         ("engineer", "GET", "/v1/tenants/%20", {}, 422, "tenant"),
         ("engineer", "POST", "/v1/cases/case_x%0A/close", {}, 422, "case_id"),

@@ -43,13 +43,16 @@ def statements(world: World, action: Callable[[], object]) -> int:
 
 
 #: use case → data statements (SELECT/INSERT/UPDATE), the same on both databases.
+#: Every transition signs a checkpoint of its chain (issue #12): +1 to choose and lock the
+#: audit key, +1 to keep the checkpoint; a decision also keeps its signed receipt (+1),
+#: which names the person who decided (+1).
 PINNED = {
     "authenticate": 1,
-    "submit": 10,
-    "review": 12,
-    "decide": 15,
+    "submit": 12,
+    "review": 14,
+    "decide": 19,
     "issue_token": 8,
-    "close": 15,
+    "close": 17,
     "check_allow": 4,
     "check_deny": 8,
 }

@@ -14,8 +14,9 @@ from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from lockbox import __version__
-from lockbox.api import health, problems
+from lockbox.api import contract, health, metrics_routes, problems
 from lockbox.api.limits import BodySizeLimit, StrictJson
+from lockbox.api.ratelimit import RateLimit
 from lockbox.service.app import Lockbox
 from lockbox.service.denials import DenialRecorder
 
@@ -57,14 +58,18 @@ def create_app(lockbox: Lockbox, *, batch_denials: bool = True) -> FastAPI:
     )
     app.state.lockbox = lockbox
     problems.install(app)
+    contract.install(app)  # the shared problem schema in /openapi.json; OPTIONS with Allow
     app.add_middleware(StrictJson)  # inner: sees at most the size limit
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(RateLimit)  # outside the body checks: a refused call sends no body
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
     for router in _v1_routers():
         app.include_router(router)
     from lockbox.web.app import mount
 
     mount(app)  # the admin center and support portal: pages at /, the API stays at /v1
+    app.add_middleware(metrics_routes.RequestMetrics)  # outermost: times everything above
     return app
 
 
@@ -94,4 +99,7 @@ ROUTER_MODULES: list[str] = [
     "routes_feed",
     "routes_webhooks",
     "routes_outbox",
+    "routes_keys",
+    "routes_trust",
+    "routes_sso",
 ]

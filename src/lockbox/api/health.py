@@ -1,21 +1,35 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes (no token: a load balancer asks them)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from lockbox.api import contract
 from lockbox.api.deps import LockboxDep
+from lockbox.api.schemas import HealthOut
 
-router = APIRouter(tags=["health"])
+router = contract.router(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is up")
+@router.get(
+    "/healthz", response_model=HealthOut, summary="The process is up", operation_id="healthz"
+)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable", response_model=None)
+@router.get(
+    "/readyz",
+    response_model=HealthOut,
+    summary="The database is reachable",
+    operation_id="readyz",
+    responses={
+        503: {
+            "model": HealthOut,
+            "description": "The database is unreachable (`database unreachable`) or busy.",
+        }
+    },
+)
 def readyz(lockbox: LockboxDep) -> JSONResponse | dict[str, str]:
     if lockbox.db.ping():
         return {"status": "ready"}

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Response, status
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from lockbox.api import contract, params
 from lockbox.api.deps import LockboxDep, PrincipalDep
-from lockbox.api.params import ID
-from lockbox.api.problems import problem
+from lockbox.api.problems import invalid
+from lockbox.api.schemas import Jwks, RequestId, TenantRef
+from lockbox.domain.errors import InvalidTransition, NotFound
 from lockbox.domain.instants import format_instant
+from lockbox.domain.resources import MAX_RESOURCE_LENGTH
 from lockbox.service import access, access_reports
 
-router = APIRouter(tags=["access"])
+router = contract.router(tags=["access"])
+
+ConcreteResource = Annotated[
+    str, StringConstraints(max_length=MAX_RESOURCE_LENGTH, pattern=params.CONCRETE_RESOURCE)
+]
+KeyId = Annotated[str, StringConstraints(max_length=64, pattern=params.LINE_TEXT)]
 
 
 class _Body(BaseModel):
@@ -22,19 +30,19 @@ class _Body(BaseModel):
 
 
 class CheckBody(_Body):
-    engineer: str = Field(description="The engineer's user id or e-mail address.", max_length=320)
-    tenant: str = Field(description="Tenant id or slug.", max_length=100)
-    resource: str = Field(description="A concrete resource name.", max_length=512)
-    action: str = Field(description="`read` or `write`.", max_length=16)
-    request_id: str | None = Field(
+    engineer: Annotated[str, StringConstraints(max_length=320, pattern=params.LINE_TEXT)] = Field(
+        description="The engineer's user id or e-mail address, as the service knows them (an "
+        "unknown one is simply denied: `no_request`)."
+    )
+    tenant: TenantRef = Field(description="Tenant slug or id.")
+    resource: ConcreteResource = Field(description="A concrete resource name (no `*`).")
+    action: Literal["read", "write"]
+    request_id: RequestId | None = Field(
         default=None,
-        max_length=40,
-        pattern=ID,
         description="Only this request counts (e.g. the one named by the engineer's token).",
     )
-    kid: str | None = Field(
+    kid: KeyId | None = Field(
         default=None,
-        max_length=64,
         description="The key id (`kid`) of the engineer's token: a retired key denies at once "
         "(`key_retired`).",
     )
@@ -56,9 +64,14 @@ class CheckAnswer(BaseModel):
 
 
 class TokenBody(_Body):
-    request_id: str = Field(max_length=40, pattern=ID)
-    audience: str | None = Field(
-        default=None, max_length=200, description="Default: LOCKBOX_ACCESS_TOKEN_AUDIENCE."
+    request_id: RequestId
+    audience: Annotated[str, StringConstraints(max_length=200, pattern=params.LINE_TEXT)] | None = (
+        Field(
+            default=None,
+            description="The `aud` of the resource service the token is for (a registered "
+            "service that serves the request's tenant and holds some of its resources: 422 "
+            "otherwise). Default: LOCKBOX_ACCESS_TOKEN_AUDIENCE.",
+        )
     )
 
 
@@ -139,6 +152,7 @@ class EventsAnswer(BaseModel):
     "/v1/access/check",
     response_model=CheckAnswer,
     summary="May this engineer perform this action on this resource now? (resource services)",
+    operation_id="checkAccess",
 )
 def check_access(body: CheckBody, lockbox: LockboxDep, principal: PrincipalDep) -> dict[str, Any]:
     result = access.check(
@@ -159,7 +173,10 @@ def check_access(body: CheckBody, lockbox: LockboxDep, principal: PrincipalDep) 
     response_model=TokenAnswer,
     status_code=status.HTTP_201_CREATED,
     summary="Obtain a short-lived signed access token for an approved request (its requester)",
+    operation_id="issueAccessToken",
+    responses={201: {"description": "The token (also `Cache-Control: no-store`)."}},
 )
+@contract.raises(InvalidTransition, NotFound)
 def issue_token(
     body: TokenBody, lockbox: LockboxDep, principal: PrincipalDep, response: Response
 ) -> dict[str, Any]:
@@ -185,6 +202,7 @@ def issue_token(
     description="Each valid event becomes an `access.read` / `access.write` record in the "
     "chain of the tenant it concerns; invalid events are listed in `rejected` and cost the "
     "others nothing. 422 only when no event at all could be recorded.",
+    operation_id="reportAccessEvents",
 )
 def report_events(body: EventsBody, lockbox: LockboxDep, principal: PrincipalDep) -> Any:
     result = access_reports.report_events(
@@ -192,20 +210,15 @@ def report_events(body: EventsBody, lockbox: LockboxDep, principal: PrincipalDep
     )
     rejected = [{"index": r.index, "field": r.field, "message": r.message} for r in result.rejected]
     if not result.recorded:
-        return problem(
-            422,
-            "validation_error",
-            "Invalid input",
-            "; ".join(f"{r['field']}: {r['message']}" for r in rejected),
-            errors=[{"field": r["field"], "message": r["message"]} for r in rejected],
-        )
+        return invalid((r.field, r.message) for r in result.rejected)
     return {"recorded": [asdict(r) for r in result.recorded], "rejected": rejected}
 
 
 @router.get(
     "/.well-known/jwks.json",
+    response_model=Jwks,
     summary="Public keys that verify access tokens (JWK Set)",
-    tags=["access"],
+    operation_id="getJwks",
 )
 def jwks(lockbox: LockboxDep, response: Response) -> dict[str, Any]:
     # Revalidate every time: a cache in front of Lockbox must not stretch how long a

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import StreamingResponse
 
+from lockbox.api import contract
 from lockbox.api.deps import LockboxDep, PrincipalDep
-from lockbox.api.params import Instant, TenantRef, ref_query
-from lockbox.api.schemas import PROBLEM_RESPONSES, AuditPage, ChainReportList, ChainReportOut
-from lockbox.domain.errors import ValidationError
+from lockbox.api.params import ACTOR_REF, LINE_TEXT, Instant, TenantRef, decimal_up_to, id_query
+from lockbox.api.schemas import AuditPage, ChainReportList, ChainReportOut
+from lockbox.domain.errors import PermissionDenied, ValidationError
 from lockbox.service import audit, people, views
 
-router = APIRouter(prefix="/v1", tags=["audit"], responses=PROBLEM_RESPONSES)
+router = contract.router(prefix="/v1", tags=["audit"])
+#: An audit page's cursor: the sequence number of the last record seen.
+AUDIT_CURSOR = decimal_up_to(audit.MAX_SEQ)
 
 _MEDIA = {"jsonl": "application/x-ndjson; charset=utf-8", "csv": "text/csv; charset=utf-8"}
 
@@ -33,18 +36,32 @@ def _after_seq(cursor: str | None) -> int:
     summary="A page of the tenant's audit log, oldest first",
     description="Filters combine with AND; `operation` is a prefix (`request.`, `policy.`). "
     "Continue with `cursor=<next_cursor>`.",
+    operation_id="queryAudit",
 )
+@contract.raises(PermissionDenied)
 def query_audit(
     tenant: TenantRef,
     lockbox: LockboxDep,
     principal: PrincipalDep,
-    request_id: Annotated[str | None, ref_query("Only this request's records.")] = None,
-    operation: Annotated[str | None, ref_query("Operation prefix, e.g. request.")] = None,
-    actor_id: Annotated[str | None, ref_query("Only this actor's records.")] = None,
-    since: Annotated[Instant | None, Query()] = None,
-    until: Annotated[Instant | None, Query()] = None,
+    request_id: Annotated[str | None, id_query("request", "Only this request's records.")] = None,
+    operation: Annotated[
+        str | None,
+        Query(description="Operation prefix, e.g. `request.`", max_length=100, pattern=LINE_TEXT),
+    ] = None,
+    actor_id: Annotated[
+        str | None,
+        Query(
+            description="Only this actor's records: a user id, `system` or `operator`.",
+            pattern=ACTOR_REF,
+        ),
+    ] = None,
+    since: Annotated[Instant | None, Query(description="At or after.")] = None,
+    until: Annotated[Instant | None, Query(description="Before.")] = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 100,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(description="`next_cursor` of the previous page.", pattern=AUDIT_CURSOR),
+    ] = None,
 ) -> dict[str, Any]:
     records, next_seq = audit.query(
         lockbox,
@@ -69,15 +86,21 @@ def query_audit(
     "/tenants/{tenant}/audit/export",
     summary="The whole audit log, streamed as JSON Lines or CSV",
     response_class=StreamingResponse,
+    operation_id="exportAudit",
     responses={
         200: {
+            "description": "The log, one record per line (JSON Lines) or row (CSV).",
             "content": {
-                "application/x-ndjson": {"example": '{"seq": 1, "operation": "tenant.created"}\n'},
-                "text/csv": {"example": "seq,id,at,actor_id,…\n"},
-            }
+                "application/x-ndjson": {
+                    "schema": {"type": "string"},
+                    "example": '{"seq": 1, "operation": "tenant.created"}\n',
+                },
+                "text/csv": {"schema": {"type": "string"}, "example": "seq,id,at,actor_id,…\n"},
+            },
         }
     },
 )
+@contract.raises(PermissionDenied)
 def export_audit(
     tenant: TenantRef,
     lockbox: LockboxDep,
@@ -97,7 +120,9 @@ def export_audit(
     "/tenants/{tenant}/audit/verify",
     response_model=ChainReportOut,
     summary="Verify the tenant's hash chain",
+    operation_id="verifyTenantAudit",
 )
+@contract.raises(PermissionDenied)
 def verify_tenant(tenant: TenantRef, lockbox: LockboxDep, principal: PrincipalDep) -> Any:
     return views.chain_report(audit.verify(lockbox, principal, tenant)[0])
 
@@ -106,6 +131,7 @@ def verify_tenant(tenant: TenantRef, lockbox: LockboxDep, principal: PrincipalDe
     "/audit/verify",
     response_model=ChainReportList,
     summary="Verify every chain you may verify",
+    operation_id="verifyAudit",
 )
 def verify_all(lockbox: LockboxDep, principal: PrincipalDep) -> dict[str, Any]:
     return {"items": [views.chain_report(r) for r in audit.verify(lockbox, principal)]}

@@ -21,20 +21,24 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import Header, Query, Request
+from pydantic import WithJsonSchema
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from lockbox import metrics
+from lockbox.api import contract
 from lockbox.api.deps import LockboxDep, PrincipalDep
-from lockbox.api.schemas import PROBLEM_RESPONSES
 from lockbox.config import Settings, get_settings
-from lockbox.domain.errors import ValidationError
+from lockbox.domain.errors import PermissionDenied, ValidationError
 from lockbox.domain.instants import format_instant
 from lockbox.domain.resource_service import ServiceScope
 from lockbox.service import grant_feed
 from lockbox.service.app import Lockbox
 
-router = APIRouter(tags=["access"], responses=PROBLEM_RESPONSES)
+router = contract.router(tags=["access"])
+#: An event id of this feed (a cursor), as ``Last-Event-ID`` carries it.
+_EVENT_ID = r"^[0-9]{1,18}$"
 
 
 class FeedHub:
@@ -100,7 +104,9 @@ def _cursor(after: int | None, last_event_id: str | None) -> int | None:
     "`ready` (the snapshot is complete), `heartbeat`. Every event's `id` is a cursor: "
     "reconnect with `Last-Event-ID` (or `?after=`) to resume without losing anything.",
     response_class=EventSourceResponse,
+    operation_id="followGrantFeed",
 )
+@contract.raises(PermissionDenied)
 async def follow(
     request: Request,
     lockbox: LockboxDep,
@@ -108,7 +114,15 @@ async def follow(
     after: Annotated[
         int | None, Query(ge=0, le=2**62, description="Resume after this cursor.")
     ] = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="The `id` of the last event received (what a reconnecting client sends).",
+            pattern=_EVENT_ID,
+        ),
+        WithJsonSchema({"type": "string", "pattern": _EVENT_ID}),
+    ] = None,
 ) -> EventSourceResponse:
     settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
     scope = await run_in_threadpool(grant_feed.scope_for, lockbox, principal)
@@ -134,6 +148,7 @@ async def _events(
     heartbeat: float,
 ) -> AsyncIterator[dict[str, str]]:
     hub.subscribers += 1
+    metrics.FEED_SUBSCRIBERS.inc()
     hub.start()
     try:
         if start is None:
@@ -158,3 +173,4 @@ async def _events(
             await hub.wait_past(cursor, max(0.0, heartbeat - (time.monotonic() - beat)))
     finally:
         hub.subscribers -= 1
+        metrics.FEED_SUBSCRIBERS.dec()

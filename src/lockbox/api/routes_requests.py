@@ -6,44 +6,53 @@ Reads return an ``ETag`` (the request's version); every action accepts
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
+from lockbox.api import contract
 from lockbox.api.deps import LockboxDep, PrincipalDep
-from lockbox.api.params import IfMatch, Instant, RequestId, conditional, etag, ref_query
+from lockbox.api.params import (
+    IfMatch,
+    Instant,
+    RequestId,
+    conditional,
+    cursor_query,
+    etag,
+    id_query,
+    tenant_query,
+    user_query,
+)
 from lockbox.api.schemas import (
-    PROBLEM_RESPONSES,
+    NO_COMMENT,
     CommentBody,
     DecideBody,
     RequestCreate,
     RequestOut,
     RequestPage,
     ReviewBody,
+    StateName,
 )
-from lockbox.domain.errors import require
-from lockbox.domain.lifecycle import State
+from lockbox.domain.errors import (
+    AlreadyDecided,
+    DeadlinePassed,
+    InvalidTransition,
+    NotFound,
+    SeparationOfDuties,
+)
 from lockbox.domain.request import AccessRequest
 from lockbox.service import people, requests, views
 from lockbox.service.app import Lockbox
 
-router = APIRouter(prefix="/v1/requests", tags=["requests"], responses=PROBLEM_RESPONSES)
+router = contract.router(prefix="/v1/requests", tags=["requests"])
 
-StateName = Literal[
-    "pending_review",
-    "pending_approval",
-    "approved",
-    "rejected",
-    "denied",
-    "canceled",
-    "expired",
-    "closed",
-    "revoked",
-    "access_ended",
-]
-require(
-    set(StateName.__args__) == {s.value for s in State},  # type: ignore[attr-defined]
-    "StateName must list every State",
+#: The ``ETag`` every answer about one request carries (its version).
+_ETAG = {
+    "ETag": {"description": 'The request\'s version, e.g. `"3"`.', "schema": {"type": "string"}}
+}
+#: What an action on a request can refuse besides its shape: the person rules, the state.
+_ACTION_REFUSALS = contract.raises(
+    SeparationOfDuties, InvalidTransition, DeadlinePassed, AlreadyDecided
 )
 
 _ACTION_DOC = (
@@ -59,7 +68,15 @@ def _written(lockbox: Lockbox, request: AccessRequest, response: Response) -> An
     return views.request(requests.RequestView.of(request, lockbox.now()))
 
 
-@router.post("", status_code=201, response_model=RequestOut, summary="Submit an access request")
+@router.post(
+    "",
+    status_code=201,
+    response_model=RequestOut,
+    summary="Submit an access request",
+    operation_id="submitRequest",
+    responses={201: {"headers": {**_ETAG, "Location": {"schema": {"type": "string"}}}}},
+)
+@contract.raises(NotFound, SeparationOfDuties, InvalidTransition)
 def submit_request(
     body: RequestCreate, lockbox: LockboxDep, principal: PrincipalDep, response: Response
 ) -> Any:
@@ -82,18 +99,23 @@ def submit_request(
     summary="Requests you can see, newest first",
     description="Filters combine with AND; `state` may repeat (OR). The state filter uses "
     "the effective state (deadlines applied). Continue with `cursor=<next_cursor>`.",
+    operation_id="listRequests",
 )
+@contract.raises(NotFound)
 def list_requests(
     lockbox: LockboxDep,
     principal: PrincipalDep,
-    tenant: Annotated[str | None, ref_query("Tenant slug or id.")] = None,
-    state: Annotated[list[StateName] | None, Query(max_length=10)] = None,
-    requester: Annotated[str | None, ref_query("Requester id or e-mail.")] = None,
-    case: Annotated[str | None, ref_query("Support case id.")] = None,
-    created_after: Annotated[Instant | None, Query()] = None,
-    created_before: Annotated[Instant | None, Query()] = None,
+    tenant: Annotated[str | None, tenant_query()] = None,
+    state: Annotated[
+        list[StateName] | None,
+        Query(max_length=10, description="Effective state; repeat for any of several."),
+    ] = None,
+    requester: Annotated[str | None, user_query("Requester id or e-mail.")] = None,
+    case: Annotated[str | None, id_query("case", "Support case id (`case_…`).")] = None,
+    created_after: Annotated[Instant | None, Query(description="Created at or after.")] = None,
+    created_before: Annotated[Instant | None, Query(description="Created before.")] = None,
     limit: Annotated[int, Query(ge=1, le=requests.MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500, pattern=r"^[A-Za-z0-9_-]+$")] = None,
+    cursor: Annotated[str | None, cursor_query()] = None,
 ) -> dict[str, Any]:
     page = requests.list_requests(
         lockbox,
@@ -115,6 +137,8 @@ def list_requests(
     response_model=RequestOut,
     summary="One request, and (with ?history=true) its history",
     response_description="The request; the ETag header carries its version.",
+    operation_id="getRequest",
+    responses={200: {"headers": _ETAG}},
 )
 def get_request(
     request_id: RequestId,
@@ -142,7 +166,10 @@ def get_request(
     response_model=RequestOut,
     summary="Manager review: approve (forward) or reject",
     description=_ACTION_DOC,
+    operation_id="reviewRequest",
+    responses={200: {"headers": _ETAG}},
 )
+@_ACTION_REFUSALS
 def review_request(
     request_id: RequestId,
     body: ReviewBody,
@@ -170,7 +197,10 @@ def review_request(
     response_model=RequestOut,
     summary="Customer decision: approve or deny",
     description=_ACTION_DOC,
+    operation_id="decideRequest",
+    responses={200: {"headers": _ETAG}},
 )
+@_ACTION_REFUSALS
 def decide_request(
     request_id: RequestId,
     body: DecideBody,
@@ -205,10 +235,10 @@ def _end(how: str, summary: str) -> None:
         lockbox: LockboxDep,
         principal: PrincipalDep,
         response: Response,
-        body: CommentBody | None = None,
+        body: CommentBody = NO_COMMENT,
         if_match: IfMatch = None,
     ) -> Any:
-        comment = body.comment if body else None
+        comment = body.comment
         done = conditional(
             if_match,
             lambda expected: action(
@@ -220,11 +250,13 @@ def _end(how: str, summary: str) -> None:
     handler.__name__ = f"{how}_request"
     router.add_api_route(
         f"/{{request_id}}/{how}",
-        handler,
+        _ACTION_REFUSALS(handler),
         methods=["POST"],
         response_model=RequestOut,
         summary=summary,
         description=_ACTION_DOC,
+        operation_id=f"{how}Request",
+        responses={200: {"headers": _ETAG}},
     )
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
+from lockbox.api import contract
 from lockbox.api.deps import LockboxDep, PrincipalDep
-from lockbox.api.params import TokenId, ref_query
-from lockbox.api.schemas import PROBLEM_RESPONSES, IssuedTokenOut, TokenCreate, TokenList, TokenOut
+from lockbox.api.params import TokenId, user_query
+from lockbox.api.schemas import IssuedTokenOut, TokenCreate, TokenList, TokenOut
+from lockbox.domain.errors import NotFound, PermissionDenied
 from lockbox.service import tokens, views
 
-router = APIRouter(prefix="/v1/tokens", tags=["tokens"], responses=PROBLEM_RESPONSES)
+router = contract.router(prefix="/v1/tokens", tags=["tokens"])
 
 
 @router.post(
@@ -19,9 +21,11 @@ router = APIRouter(prefix="/v1/tokens", tags=["tokens"], responses=PROBLEM_RESPO
     status_code=201,
     response_model=IssuedTokenOut,
     summary="Create an API token",
-    description="For yourself, or (provider admin) for another user. The `token` field "
-    "is the secret: it is in this response only and cannot be shown again.",
+    description="For yourself only: nobody creates a credential for someone else (403). "
+    "The `token` field is the secret: it is in this response only and cannot be shown again.",
+    operation_id="createToken",
 )
+@contract.raises(NotFound)
 def create_token(
     body: TokenCreate, lockbox: LockboxDep, principal: PrincipalDep, response: Response
 ) -> dict[str, Any]:
@@ -32,15 +36,26 @@ def create_token(
     return {**views.token(issued.row), "token": issued.secret}
 
 
-@router.get("", response_model=TokenList, summary="Tokens of a user (never their secrets)")
+@router.get(
+    "",
+    response_model=TokenList,
+    summary="Tokens of a user (never their secrets)",
+    operation_id="listTokens",
+)
+@contract.raises(NotFound, PermissionDenied)
 def list_tokens(
     lockbox: LockboxDep,
     principal: PrincipalDep,
-    user: Annotated[str | None, ref_query("Whose tokens (id or e-mail); default: yours.")] = None,
+    user: Annotated[str | None, user_query("Whose tokens (id or e-mail); default: yours.")] = None,
 ) -> dict[str, Any]:
     return {"items": [views.token(t) for t in tokens.list_tokens(lockbox, principal, user)]}
 
 
-@router.post("/{token_id}/revoke", response_model=TokenOut, summary="Revoke a token now")
+@router.post(
+    "/{token_id}/revoke",
+    response_model=TokenOut,
+    summary="Revoke a token now",
+    operation_id="revokeToken",
+)
 def revoke_token(token_id: TokenId, lockbox: LockboxDep, principal: PrincipalDep) -> dict[str, Any]:
     return views.token(tokens.revoke_token(lockbox, principal, token_id))

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from annotated_types import Interval
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -28,46 +28,37 @@ from pydantic import (
     StringConstraints,
 )
 
-from lockbox.domain import text
+from lockbox.api import params
+from lockbox.api.params import Instant
+from lockbox.domain import ids, text
+from lockbox.domain.errors import require
+from lockbox.domain.lifecycle import State
 from lockbox.domain.policy import MAX_NOTIFY_EMAILS, REQUIRED_APPROVALS_BOUNDS, WINDOW_BOUNDS
 from lockbox.domain.resources import MAX_RESOURCE_LENGTH, MAX_RESOURCES
+from lockbox.domain.roles import Role
 from lockbox.domain.tenant import MAX_DOMAINS
-from lockbox.service.passwords import PASSWORD_MAX
+from lockbox.service.passwords import PASSWORD_MAX, PASSWORD_MIN
 
-#: A single line of text: no control characters at all.
-LINE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-EMAIL_MAX = 320
-REF_MAX = 320
+EMAIL_MAX = params.EMAIL_MAX
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
+def _text(pattern: str, max_length: int) -> Any:
+    return StringConstraints(max_length=max_length, pattern=pattern)
 
 
-Name = Annotated[
-    StrictStr, StringConstraints(min_length=1, max_length=text.NAME_MAX, pattern=LINE_PATTERN)
-]
-OptionalName = Annotated[
-    StrictStr, StringConstraints(max_length=text.NAME_MAX, pattern=LINE_PATTERN)
-]
-Reference = Annotated[StrictStr, StringConstraints(max_length=100, pattern=LINE_PATTERN)]
-Justification = Annotated[
-    StrictStr, StringConstraints(max_length=text.JUSTIFICATION_MAX), AfterValidator(_no_nul)
-]
-Ref = Annotated[
-    StrictStr, StringConstraints(min_length=1, max_length=REF_MAX, pattern=LINE_PATTERN)
-]
-Email = Annotated[
-    StrictStr, StringConstraints(min_length=3, max_length=EMAIL_MAX, pattern=LINE_PATTERN)
-]
-Comment = Annotated[
-    StrictStr, StringConstraints(max_length=text.COMMENT_MAX), AfterValidator(_no_nul)
-]
-Resource = Annotated[
-    StrictStr, StringConstraints(min_length=1, max_length=MAX_RESOURCE_LENGTH, pattern=LINE_PATTERN)
-]
+#: A required single line (a name, a title): not blank, no control or bidi characters.
+Name = Annotated[StrictStr, _text(params.LINE_TEXT, text.NAME_MAX)]
+#: An optional single line: blank means absent.
+OptionalName = Annotated[StrictStr, _text(params.LINE, text.NAME_MAX)]
+Reference = Annotated[StrictStr, _text(params.LINE, 100)]
+Justification = Annotated[StrictStr, _text(params.TEXT_REQUIRED, text.JUSTIFICATION_MAX)]
+Comment = Annotated[StrictStr, _text(params.TEXT, text.COMMENT_MAX)]
+TenantRef = Annotated[StrictStr, _text(params.TENANT_REF, ids.ID_MAX)]
+UserRef = Annotated[StrictStr, _text(params.USER_REF, EMAIL_MAX)]
+CaseId = Annotated[StrictStr, StringConstraints(pattern=params.id_pattern("case"))]
+RequestId = Annotated[StrictStr, StringConstraints(pattern=params.id_pattern("request"))]
+Email = Annotated[StrictStr, _text(params.EMAIL, EMAIL_MAX)]
+Resource = Annotated[StrictStr, _text(params.RESOURCE, MAX_RESOURCE_LENGTH)]
 RoleName = Literal[
     "engineer",
     "manager",
@@ -77,18 +68,60 @@ RoleName = Literal[
     "approver",
     "auditor",
 ]
-
-Password = Annotated[StrictStr, StringConstraints(max_length=PASSWORD_MAX)]
-Domain = Annotated[
-    StrictStr, StringConstraints(min_length=3, max_length=253, pattern=r"^[A-Za-z0-9.-]+$")
+Password = Annotated[StrictStr, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+#: A password given to prove who you are: any length (a wrong one is simply wrong).
+GivenPassword = Annotated[StrictStr, StringConstraints(max_length=PASSWORD_MAX)]
+Domain = Annotated[StrictStr, _text(params.DOMAIN, params.DOMAIN_MAX)]
+Prefix = Annotated[StrictStr, _text(params.PREFIX, MAX_RESOURCE_LENGTH + 1)]
+Audience = Annotated[StrictStr, StringConstraints(pattern=params.AUDIENCE)]
+StateName = Literal[
+    "pending_review",
+    "pending_approval",
+    "approved",
+    "rejected",
+    "denied",
+    "canceled",
+    "expired",
+    "closed",
+    "revoked",
+    "access_ended",
 ]
-Prefix = Annotated[
-    StrictStr, StringConstraints(min_length=1, max_length=MAX_RESOURCE_LENGTH, pattern=LINE_PATTERN)
-]
 
-_MIN_WINDOW = int(min(low for low, _ in WINDOW_BOUNDS.values()).total_seconds())
-_MAX_WINDOW = int(max(high for _, high in WINDOW_BOUNDS.values()).total_seconds())
-WindowSeconds = Annotated[StrictInt, Field(ge=_MIN_WINDOW, le=_MAX_WINDOW)]
+require(set(StateName.__args__) == {s.value for s in State}, "StateName must list every State")  # type: ignore[attr-defined]
+require(set(RoleName.__args__) == {r.value for r in Role}, "RoleName must list every Role")  # type: ignore[attr-defined]
+
+
+def _whole(value: object) -> object:
+    """``3.0`` as ``3``: JSON has one number type, and 3.0 is the integer 3 to JSON Schema."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _number(value: object) -> object:
+    """``1`` as ``1.0``: to JSON there is one number type (a boolean is not one)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _seconds(name: str) -> Interval:
+    low, high = WINDOW_BOUNDS[name]
+    return Interval(ge=int(low.total_seconds()), le=int(high.total_seconds()))
+
+
+# Integers as JSON Schema means them (``3`` or ``3.0``), never a string or a boolean. The
+# bounds come before the conversion: on the plain integer they are written into the
+# schema as ``minimum``/``maximum``.
+ApprovalWindow = Annotated[StrictInt, _seconds("approval_window"), BeforeValidator(_whole)]
+AccessWindow = Annotated[StrictInt, _seconds("access_window"), BeforeValidator(_whole)]
+ReviewWindow = Annotated[StrictInt, _seconds("review_window"), BeforeValidator(_whole)]
+RequiredApprovals = Annotated[
+    StrictInt,
+    Interval(ge=REQUIRED_APPROVALS_BOUNDS[0], le=REQUIRED_APPROVALS_BOUNDS[1]),
+    BeforeValidator(_whole),
+]
+Fraction = Annotated[StrictFloat, Interval(ge=0, lt=1), BeforeValidator(_number)]
 
 
 class Body(BaseModel):
@@ -113,17 +146,20 @@ class PolicyPatch(Body):
     )
 
     enabled: StrictBool | None = Field(None, description="Customer approval on (true) or off.")
-    approval_window_seconds: WindowSeconds | None = None
-    access_window_seconds: WindowSeconds | None = None
-    review_window_seconds: WindowSeconds | None = None
-    required_approvals: (
-        Annotated[
-            StrictInt, Field(ge=REQUIRED_APPROVALS_BOUNDS[0], le=REQUIRED_APPROVALS_BOUNDS[1])
-        ]
-        | None
-    ) = None
+    approval_window_seconds: ApprovalWindow | None = Field(
+        None, description="How long the customer has to decide, in seconds."
+    )
+    access_window_seconds: AccessWindow | None = Field(
+        None, description="How long approved access lasts, in seconds."
+    )
+    review_window_seconds: ReviewWindow | None = Field(
+        None, description="How long the manager has to review, in seconds."
+    )
+    required_approvals: RequiredApprovals | None = None
     notify_emails: Annotated[list[Email], Field(max_length=MAX_NOTIFY_EMAILS)] | None = None
-    reminder_fraction: Annotated[StrictFloat | StrictInt, Field(ge=0, lt=1)] | None = None
+    reminder_fraction: Fraction | None = Field(
+        None, description="Remind approvers when this fraction of the window is left (0: never)."
+    )
 
     def changes(self) -> dict[str, Any]:
         """The changes as :meth:`LockboxPolicy.with_changes` keywords."""
@@ -148,7 +184,9 @@ class TenantCreate(Body):
         json_schema_extra={"examples": [{"slug": "contoso", "name": "Contoso Ltd"}]},
     )
 
-    slug: Annotated[StrictStr, StringConstraints(min_length=1, max_length=63)]
+    slug: Annotated[StrictStr, StringConstraints(pattern=params.SLUG)] = Field(
+        description="Lower-case letters, digits and '-', 1 to 63, not starting or ending with '-'."
+    )
     name: Name
     policy: PolicyPatch | None = None
     email_domains: Annotated[list[Domain], Field(max_length=MAX_DOMAINS)] = Field(
@@ -236,7 +274,12 @@ class UserCreate(Body):
 
     email: Email
     roles: Annotated[list[RoleName], Field(min_length=1, max_length=7)]
-    tenant: Ref | None = Field(None, description="Tenant slug or id (customer users only).")
+    tenant: TenantRef | None = Field(
+        None,
+        description="The tenant of a customer user (slug or id). Customer callers (tenant "
+        "admins) may leave it out: it is then their own tenant, the only one they can add "
+        "people to. The provider admin names it for customer roles and leaves it out for staff.",
+    )
     display_name: OptionalName | None = None
     password: Password | None = Field(
         None,
@@ -260,12 +303,12 @@ class PasswordResetComplete(Body):
     )
 
     email: Email
-    code: Annotated[StrictStr, StringConstraints(min_length=1, max_length=64, pattern=LINE_PATTERN)]
+    code: Annotated[StrictStr, _text(params.LINE_TEXT, 64)]
     new_password: Password
 
 
 class PasswordChange(Body):
-    current_password: Password
+    current_password: GivenPassword
     new_password: Password
 
 
@@ -285,21 +328,15 @@ class ServicePut(Body):
         },
     )
 
-    tenants: Annotated[list[Ref], Field(max_length=1000)] | Literal["*"] = Field(
+    tenants: Annotated[list[TenantRef], Field(max_length=1000)] | Literal["*"] = Field(
         description="Tenants (slugs or ids) this service serves, or `*` for every tenant."
     )
     prefixes: Annotated[list[Prefix], Field(min_length=1, max_length=50)] = Field(
         description="Resource prefixes it owns (`exchange/`), or `*` for every resource."
     )
-    audience: (
-        Annotated[
-            StrictStr,
-            StringConstraints(
-                min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
-            ),
-        ]
-        | None
-    ) = Field(None, description="The `aud` of access tokens for this service.")
+    audience: Audience | None = Field(
+        None, description="The `aud` of access tokens for this service."
+    )
 
 
 class ServiceOut(BaseModel):
@@ -361,9 +398,14 @@ class TokenCreate(Body):
         json_schema_extra={"examples": [{"name": "ci", "expires_at": "2026-12-31T00:00:00Z"}]},
     )
 
-    user: Ref | None = Field(None, description="Owner (id or e-mail); default: yourself.")
+    user: UserRef | None = Field(
+        None,
+        description="Owner (id or e-mail); default and only choice over the API: yourself.",
+    )
     name: Name = "api"
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = Field(
+        None, description="When the token stops working: in the future, within a year."
+    )
 
 
 class TokenOut(BaseModel):
@@ -414,9 +456,14 @@ class CaseCreate(Body):
         },
     )
 
-    tenant: Ref
+    tenant: TenantRef
     title: Name
-    engineer: Ref | None = Field(None, description="Assigned engineer; default: you.")
+    engineer: UserRef | None = Field(
+        None,
+        description="The engineer the case is assigned to (id or e-mail): only they may ask "
+        "for access on it. Default: you, if you are an engineer. A manager who is not an "
+        "engineer must name one (422 otherwise).",
+    )
     reference: Reference | None = None
 
 
@@ -426,6 +473,11 @@ class CommentBody(Body):
     )
 
     comment: Comment | None = None
+
+
+#: The body of an action sent without one: no comment. (A body is optional, but when one
+#: is sent it is an object: ``null`` is not a comment.)
+NO_COMMENT = CommentBody()
 
 
 class CaseOut(BaseModel):
@@ -459,7 +511,7 @@ class RequestCreate(Body):
             "examples": [
                 {
                     "tenant": "contoso",
-                    "case_id": "case_7d…",
+                    "case_id": "case_7d0m3q8x2v5k1n4p6r9s2t4w6y",
                     "resources": ["exchange/mailbox/alice@contoso.example"],
                     "access_level": "read",
                     "justification": "Inspect the mailbox sync state",
@@ -468,8 +520,8 @@ class RequestCreate(Body):
         },
     )
 
-    tenant: Ref
-    case_id: Ref
+    tenant: TenantRef
+    case_id: CaseId
     resources: Annotated[list[Resource], Field(min_length=1, max_length=MAX_RESOURCES)]
     access_level: Literal["read", "read_write"] = "read"
     justification: Justification
@@ -616,36 +668,78 @@ class ChainReportList(BaseModel):
     items: list[ChainReportOut]
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details (``application/problem+json``)."""
+#: Kept for routers written before :mod:`lockbox.api.contract`: error responses are now
+#: derived for each route by :class:`lockbox.api.contract.ContractRouter`, so this adds none.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {}
 
-    type: str = Field(examples=["urn:lockbox:problem:invalid_state"])
-    title: str
-    status: int
-    detail: str
-    errors: list[dict[str, str]] | None = Field(
-        None, description="Validation errors: one {field, message} per bad input."
+
+# -- webhooks and the outbox -------------------------------------------------------------------
+
+
+class WebhookOut(BaseModel):
+    id: str
+    tenant_id: str | None = Field(description="None: a provider-level endpoint (every tenant).")
+    url: str
+    events: list[str] = Field(description="Event types it hears; `*` for all.")
+    active: bool
+    created_at: str
+    created_by: str
+
+
+class CreatedWebhookOut(WebhookOut):
+    secret: str = Field(
+        description="The signing secret (`whsec_…`): in this response only, never again."
     )
-    state: str | None = Field(None, description="The current state, for 409 invalid_state.")
 
 
-def _problem_response(description: str) -> dict[str, Any]:
-    return {
-        "model": Problem,
-        "description": description,
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-        },
-    }
+class WebhookList(BaseModel):
+    items: list[WebhookOut]
 
 
-#: The error responses every ``/v1`` route may give, for the OpenAPI schema.
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _problem_response("No, malformed, expired or revoked token"),
-    403: _problem_response("Visible, but your roles or separation of duties forbid it"),
-    404: _problem_response("Missing, or not visible to you (indistinguishable)"),
-    409: _problem_response("Wrong state (body: current `state`) or a concurrent change won"),
-    412: _problem_response("If-Match names a version that is no longer current"),
-    413: _problem_response("Body over the size limit"),
-    422: _problem_response("Invalid input; `errors` names each field"),
-}
+class OutboxMessageOut(BaseModel):
+    id: str
+    channel: str = Field(description="`email` or `webhook`.")
+    topic: str
+    tenant_id: str | None
+    request_id: str | None
+    recipient: str
+    status: Literal["pending", "sent", "failed", "skipped"]
+    attempts: int
+    last_error: str | None
+    created_at: str | None
+    due_at: str | None
+    sent_at: str | None
+    lease_until: str | None
+    only_if_state: str | None
+    payload: dict[str, Any] | None = Field(
+        None, description="What is sent (one message only; one-time codes redacted)."
+    )
+
+
+class OutboxPage(BaseModel):
+    items: list[OutboxMessageOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
+
+
+class OutboxStats(BaseModel):
+    """How many outbox messages are in each status (what `lockbox outbox stats` prints)."""
+
+    pending: int
+    sent: int
+    failed: int = Field(description="Parked after the last attempt: retry them one by one.")
+    skipped: int
+
+
+# -- health and keys ------------------------------------------------------------------------
+
+
+class HealthOut(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Jwks(BaseModel):
+    """A JWK Set (RFC 7517): the public keys that verify access tokens."""
+
+    model_config = ConfigDict(extra="allow")
+
+    keys: list[dict[str, Any]]

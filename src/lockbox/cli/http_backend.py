@@ -41,6 +41,7 @@ _BY_STATUS: dict[int, type[errors.LockboxError]] = {
     412: errors.Conflict,
     413: errors.ValidationError,
     422: errors.ValidationError,
+    429: errors.RateLimited,
 }
 
 
@@ -59,8 +60,15 @@ def error_from_problem(status: int, body: Any) -> errors.LockboxError:
         return kind("request", detail)
     if issubclass(kind, errors.InvalidTransition):
         return kind(detail, state=str(problem.get("state", "unknown")))
+    if issubclass(kind, errors.RateLimited):
+        # The server's rate limiter or a sign-in lock-out: both say how long to wait.
+        wait = problem.get("retry_after")
+        return kind(detail, retry_after=wait if isinstance(wait, int) else 1)
     extra = {k: v for k, v in problem.items() if k not in ("type", "title", "status", "detail")}
-    return kind(detail, **extra)
+    try:
+        return kind(detail, **extra)
+    except TypeError:  # an error whose fields this client version does not know
+        return errors.LockboxError(f"{detail} (HTTP {status})", **extra)
 
 
 def _q(value: str) -> str:

@@ -49,13 +49,19 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 
-from lockbox.cli import accounts  # noqa: E402
+from lockbox.cli import accounts, trust  # noqa: E402
 from lockbox.cli.access import access_app  # noqa: E402
 from lockbox.cli.keys import keys_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
+app.add_typer(trust.receipt_app, name="receipt")
+audit_app.command("checkpoint")(trust.audit_checkpoint)
+audit_app.command("keys")(trust.audit_keys)
 app.add_typer(access_app, name="access")
 app.add_typer(accounts.password_app, name="password")
+from lockbox.cli.sso import sso_app  # noqa: E402
+
+app.add_typer(sso_app, name="sso")
 accounts.register(tenant_app, user_app)
 
 
@@ -712,9 +718,29 @@ def request_list(
 
 
 @audit_app.command("verify")
-def audit_verify(ctx: typer.Context, tenant: Annotated[str | None, typer.Option()] = None) -> None:
-    """Verify audit hash chains; exit 1 if any is broken."""
-    reports = settings(ctx).backend.audit_verify(tenant)
+def audit_verify(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (slug or id), or provider.")] = None,
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="A signed checkpoint you hold (repeatable): the chain must still contain it.",
+        ),
+    ] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(help="Verify this export (JSON Lines) offline instead of the database."),
+    ] = None,
+    keys_file: Annotated[
+        Path | None, typer.Option("--keys", help="With --export: the saved audit keys.")
+    ] = None,
+) -> None:
+    """Verify audit hash chains; exit 1 if any is broken (docs/audit.md)."""
+    if checkpoint or export is not None:
+        reports = trust.verify_reports(ctx, tenant, checkpoint or [], export, keys_file)
+    else:
+        reports = settings(ctx).backend.audit_verify(tenant)
     if settings(ctx).json:
         output.emit_json(reports)
     else:
@@ -741,9 +767,21 @@ def audit_export(
     output_file: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to a file.")
     ] = None,
+    signed: Annotated[
+        bool,
+        typer.Option(
+            "--signed", help="JSON Lines ending with the log's head, signed now (docs/audit.md)."
+        ),
+    ] = False,
 ) -> None:
     """Stream a tenant's whole audit log."""
-    chunks = settings(ctx).backend.audit_export(tenant, fmt)
+    if signed and fmt != "jsonl":
+        raise ValidationError("format", "--signed exports are JSON Lines")
+    chunks = (
+        trust.signed_export(ctx, tenant)
+        if signed
+        else settings(ctx).backend.audit_export(tenant, fmt)
+    )
     if output_file is None:
         for chunk in chunks:
             sys.stdout.write(chunk)
@@ -792,17 +830,80 @@ def audit_list(
 
 @app.command("serve")
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[
+        int, typer.Option(help="TCP port (0: any free port, printed at start).", min=0, max=65535)
+    ] = 8000,
     no_migrate: Annotated[
         bool, typer.Option("--no-migrate", help="Do not apply migrations at start.")
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Server processes sharing the port (1: one process, as always). Their "
+            "metrics are added up.",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve /metrics, without a token, on 127.0.0.1 at this port.",
+            min=1,
+            max=65535,
+            show_default=False,
+        ),
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LOCKBOX_FORWARDED_ALLOW_IPS",
+            help="Reverse proxies (IP addresses or networks, comma-separated) whose "
+            "X-Forwarded-For / X-Forwarded-Proto are believed. Default: none.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run the HTTP API server (database from LOCKBOX_DATABASE_URL)."""
-    from lockbox.api.server import serve as run_server
+    """Run the HTTP API server (database from LOCKBOX_DATABASE_URL or --database-url).
 
-    run_server(host, port, migrate=not no_migrate, log_level=log_level)
+    See docs/deploy.md: TLS proxies, several processes, metrics, backups.
+    """
+    from pydantic import ValidationError as SettingsError
+
+    from lockbox.api.server import serve as run_server
+    from lockbox.config import Settings as ServerSettings
+    from lockbox.config import normalise_proxy_addresses
+    from lockbox.store.db import ENV_URL
+
+    if metrics_port is not None and metrics_port == port:
+        raise ValidationError("metrics_port", "must differ from --port")
+    try:
+        proxies = normalise_proxy_addresses(forwarded_allow_ips) if forwarded_allow_ips else None
+        ServerSettings()  # a bad LOCKBOX_* value stops here, in one line, before binding
+    except SettingsError as exc:
+        problems = [
+            f"LOCKBOX_{'_'.join(map(str, e['loc'])).upper()}: "
+            + str(e["msg"]).removeprefix("Value error, ")
+            for e in exc.errors()
+        ]
+        raise ValidationError("settings", "; ".join(problems)) from None
+    except ValueError as exc:
+        raise ValidationError("forwarded_allow_ips", str(exc)) from None
+    database_url = settings(ctx).database_url
+    if database_url:
+        os.environ[ENV_URL] = database_url  # the worker processes read it from there
+    run_server(
+        host,
+        port,
+        migrate=not no_migrate,
+        log_level=log_level,
+        workers=workers,
+        metrics_port=metrics_port,
+        forwarded_allow_ips=proxies,
+    )
 
 
 def _register_seed_demo() -> None:

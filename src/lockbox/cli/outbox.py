@@ -8,7 +8,6 @@ import typer
 
 from lockbox.cli import output
 from lockbox.cli.remote import api, is_remote, local, root
-from lockbox.domain.errors import ValidationError
 
 app = typer.Typer(
     help="The notification outbox (e-mails and webhook deliveries).", no_args_is_help=True
@@ -108,8 +107,10 @@ def outbox_retry(ctx: typer.Context, message_id: str) -> None:
 def outbox_stats(ctx: typer.Context) -> None:
     """How many messages are pending, sent, failed and skipped."""
     if is_remote(ctx):
-        raise ValidationError("server", "outbox stats works on the local database only")
-    from lockbox.service import outbox
+        data = api(ctx, "GET", "/v1/outbox/stats")
+    else:
+        from lockbox.service import outbox
 
-    lockbox, actor = local(ctx)
-    _emit(ctx, outbox.counts(lockbox, actor))
+        lockbox, actor = local(ctx)
+        data = outbox.counts(lockbox, actor)
+    _emit(ctx, data)

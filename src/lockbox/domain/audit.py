@@ -1,25 +1,37 @@
 """The tamper-evident audit log: records, canonical encoding and chain verification.
 
-Each tenant has its own chain. A record's hash is SHA-256 over a canonical
+Each tenant has its own chain, and the provider has one more for its own
+actions (:data:`PROVIDER_CHAIN`). A record's hash is SHA-256 over a canonical
 JSON encoding of all its fields *including* its sequence number and the
 previous record's hash, so changing, removing, reordering or inserting any
 record breaks the chain at that point; the stored head (last sequence and
 hash) catches removal of the newest records.
+
+The stored head lives in the same database, so whoever controls the database
+can rewrite both. Signed checkpoints (:mod:`lockbox.domain.checkpoints`) that a
+customer keeps elsewhere close that gap: each is an :class:`Anchor` the chain
+must still contain.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from lockbox.domain.instants import format_instant
 
 GENESIS_HASH = "0" * 64
 CHAIN_VERSION = 1
+
+#: The chain of the provider's own actions (staff, their roles and credentials, tenants,
+#: signing keys, provider-level webhooks). It can never be a tenant's id (those are
+#: ``ten_`` and 26 characters), so it shares the tables, the lock and the verification
+#: of every tenant chain.
+PROVIDER_CHAIN = "provider"
 
 
 @dataclass(frozen=True)
@@ -66,14 +78,87 @@ def _replace_hash(record: AuditRecord, value: str) -> AuditRecord:
 format_time = format_instant
 
 
+def canonical_json(value: Any) -> bytes:
+    """The one canonical encoding Lockbox hashes and signs (docs/audit.md spells it out).
+
+    JSON with keys sorted by code point, no whitespace, non-ASCII characters as
+    UTF-8 rather than escapes, and no NaN or infinity: one value has one encoding,
+    so anyone can rebuild the exact bytes from the fields.
+    """
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
 def canonical_bytes(record: AuditRecord) -> bytes:
     """The exact bytes that are hashed (everything except the hash itself)."""
     body = record.as_dict()
     del body["hash"]
     body["v"] = CHAIN_VERSION
-    return json.dumps(
-        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return canonical_json(body)
+
+
+def record_from_dict(data: dict[str, Any]) -> AuditRecord:
+    """The record of one exported line (:meth:`AuditRecord.as_dict`); bad input raises
+    :class:`ValueError`, so an export is checked without trusting its shape."""
+    if set(data) != RECORD_FIELDS:
+        raise ValueError(
+            "not an audit record: its fields are not " + ", ".join(sorted(RECORD_FIELDS))
+        )
+    text_fields = ("id", "tenant_id", "actor_id", "actor_kind", "operation", "prev_hash", "hash")
+    if not all(isinstance(data[k], str) for k in text_fields):
+        raise ValueError("not an audit record: a text field is not text")
+    if not isinstance(data["seq"], int) or isinstance(data["seq"], bool):
+        raise ValueError("not an audit record: seq is not an integer")
+    if data["request_id"] is not None and not isinstance(data["request_id"], str):
+        raise ValueError("not an audit record: request_id is not text")
+    if not isinstance(data["details"], dict) or not isinstance(data["at"], str):
+        raise ValueError("not an audit record: details or at has the wrong type")
+    return ExportedRecord(
+        id=data["id"],
+        tenant_id=data["tenant_id"],
+        seq=data["seq"],
+        at=_EPOCH,
+        actor_id=data["actor_id"],
+        actor_kind=data["actor_kind"],
+        operation=data["operation"],
+        request_id=data["request_id"],
+        details=data["details"],
+        prev_hash=data["prev_hash"],
+        hash=data["hash"],
+        at_text=data["at"],
+    )
+
+
+RECORD_FIELDS = frozenset(
+    {
+        "id",
+        "tenant_id",
+        "seq",
+        "at",
+        "actor_id",
+        "actor_kind",
+        "operation",
+        "request_id",
+        "details",
+        "prev_hash",
+        "hash",
+    }
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ExportedRecord(AuditRecord):
+    """A record read back from an export: its time is kept exactly as written, so the
+    hash is computed over the text that was exported (a changed spelling is a change)."""
+
+    at_text: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        body = super().as_dict()
+        body["at"] = self.at_text
+        return body
 
 
 def compute_hash(record: AuditRecord) -> str:
@@ -97,21 +182,63 @@ class ChainReport:
         return f"FAIL {self.tenant_id}: record {self.broken_seq} ({self.broken_id}): {self.problem}"
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """A (sequence, hash) the chain must still contain, from a signed checkpoint someone
+    holds outside the database; ``label`` is how a failure names it."""
+
+    seq: int
+    hash: str
+    label: str
+
+
+def anchor_mismatch(seq: int, label: str) -> str:
+    """The failure of a record that is not the one a checkpoint signed (docs/audit.md)."""
+    return f"record {seq} does not match {label} (the chain was rebuilt, or the database was rolled back)"
+
+
+def anchor_beyond(count: int, seq: int, label: str) -> str:
+    """The failure of a chain shorter than a checkpoint (docs/audit.md)."""
+    return (
+        f"the chain ends at {count} but {label} names record {seq} "
+        "(records were removed from the end, or the database was rolled back)"
+    )
+
+
+def head_mismatch(count: int, label: str, head_seq: int) -> str:
+    """The failure of a chain that does not end at its head (docs/audit.md)."""
+    if count < head_seq:
+        why = "records removed at the end"
+    elif count > head_seq:
+        why = "records added after the head"
+    else:
+        why = "the last record was replaced"
+    return f"chain ends at {count} but {label} is {head_seq} ({why})"
+
+
 def verify_chain(
     tenant_id: str,
     records: Iterable[AuditRecord],
     *,
     head: tuple[int, str] | None,
+    anchors: Sequence[Anchor] = (),
+    head_label: str = "the recorded head",
 ) -> ChainReport:
     """Walk the records in sequence order and report the first broken one.
 
     ``head`` is the stored (sequence, hash) of the newest record; a chain that
-    ends before it lost records at its end.
+    ends before it lost records at its end. ``anchors`` come from signed
+    checkpoints: the record at each one's sequence must have its hash, and the
+    chain must reach it. They are checked record by record as the walk goes, so
+    the failure named is always the earliest one in sequence order.
     """
     expected_seq = 1
     prev_hash = GENESIS_HASH
     count = 0
     last_id: str | None = None
+    pinned: dict[int, list[Anchor]] = {}
+    for anchor in sorted(anchors, key=lambda a: a.seq):
+        pinned.setdefault(anchor.seq, []).append(anchor)
 
     def fail(problem: str, seq: int | None, rid: str | None) -> ChainReport:
         return ChainReport(tenant_id, False, count, expected_seq - 1, prev_hash, problem, seq, rid)
@@ -134,18 +261,24 @@ def verify_chain(
             )
         if compute_hash(record) != record.hash:
             return fail("content does not match its hash (record changed)", record.seq, record.id)
+        for anchor in pinned.get(record.seq, ()):
+            if anchor.hash != record.hash:
+                return fail(anchor_mismatch(record.seq, anchor.label), record.seq, record.id)
         prev_hash = record.hash
         expected_seq += 1
         count += 1
         last_id = record.id
+    for anchor in pinned.get(0, ()):
+        if anchor.hash != GENESIS_HASH:
+            return fail(anchor_mismatch(0, anchor.label), 0, None)
+    beyond = [a for a in anchors if a.seq > count]
+    if beyond:
+        first = min(beyond, key=lambda a: a.seq)
+        return fail(anchor_beyond(count, first.seq, first.label), count, last_id)
     if head is not None:
         head_seq, head_hash = head
         if head_seq != count or head_hash != prev_hash:
-            return fail(
-                f"chain ends at {count} but the recorded head is {head_seq} (records removed at the end)",
-                count,
-                last_id,
-            )
+            return fail(head_mismatch(count, head_label, head_seq), count, last_id)
     elif count:
         return fail("records exist but the chain head is missing", count, last_id)
     return ChainReport(tenant_id, True, count, count, prev_hash)

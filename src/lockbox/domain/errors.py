@@ -117,6 +117,25 @@ class RateLimited(LockboxError):
         self.retry_after = max(1, retry_after)
 
 
+class StepUpRequired(LockboxError):
+    """The person's sign-in is too old for this action (approve, revoke, policy, roles):
+    they must prove who they are again. Only sessions get this; API tokens never do."""
+
+    code = "step_up_required"
+    title = "Confirm it's you"
+
+
+class SignInRefused(AuthenticationFailed):
+    """A sign-in that cannot go on, with the reason in words (``reason``: a stable code)."""
+
+    code = "sign_in_refused"
+    title = "Sign-in refused"
+
+    def __init__(self, message: str, *, reason: str, email: str | None = None) -> None:
+        super().__init__(message, reason=reason, email=email)
+        self.reason = reason
+
+
 class BrokenInvariant(Exception):
     """A bug: something the code guarantees did not hold. Not a refusal (the API answers 500).
 

@@ -44,6 +44,11 @@ class Intent(StrEnum):
     REQUEST_REVOKE = "request.revoke"
     AUDIT_READ = "audit.read"
     AUDIT_VERIFY = "audit.verify"
+    #: Read, export and verify the provider's own chain (staff, credentials, tenants, keys).
+    AUDIT_PROVIDER = "audit.provider"
+    #: See who at the provider could act on a tenant: the holders of staff roles and the
+    #: provider-chain records that concern the tenant (a filtered view for its auditors).
+    AUDIT_STAFF = "audit.staff"
     ACCESS_TOKEN = "access.token"  # an engineer obtains a signed access token
     ACCESS_CHECK = "access.check"  # a resource service asks whether access is allowed
     ACCESS_REPORT = "access.report"  # a resource service reports what the engineer did
@@ -104,6 +109,8 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.USER_PASSWORD_RESET: _STAFF,
         _I.SERVICE_REGISTER: _ANY,
         _I.AUDIT_VERIFY: _ANY,
+        _I.AUDIT_PROVIDER: _ANY,
+        _I.AUDIT_STAFF: _ANY,
         _I.WEBHOOK_MANAGE: _ANY,
         _I.OUTBOX_MANAGE: _ANY,
         _I.KEYS_MANAGE: _ANY,
@@ -126,6 +133,7 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.REQUEST_REVOKE: _OWN,
         _I.AUDIT_READ: _OWN,
         _I.AUDIT_VERIFY: _OWN,
+        _I.AUDIT_STAFF: _OWN,
         _I.WEBHOOK_MANAGE: _OWN,
     },
     Role.APPROVER: {
@@ -143,6 +151,7 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.REQUEST_VIEW: _OWN,
         _I.AUDIT_READ: _OWN,
         _I.AUDIT_VERIFY: _OWN,
+        _I.AUDIT_STAFF: _OWN,
     },
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -59,6 +60,12 @@ class Principal:
     #: ``local-cli``): recorded with every decision, so one person using two credentials
     #: is visible and two approvals can be told apart by person *and* credential.
     credential: str | None = None
+    #: For a session (``session:…``): when and how the person last proved who they are
+    #: ("password", "password+totp", "passkey", "sso", …) and with which identity provider.
+    #: What grants access needs this to be recent (:mod:`lockbox.domain.authn`).
+    auth_time: datetime | None = None
+    auth_method: str | None = None
+    auth_provider: str | None = None
 
     def has(self, role: Role) -> bool:
         return role in self.roles

@@ -34,10 +34,17 @@ from lockbox.config import Settings
 from lockbox.domain.errors import ValidationError
 from lockbox.notify.mailer import Mailer, SmtpMailer
 from lockbox.notify.render import InvalidAddress, build_email, render
-from lockbox.notify.webhooks import HttpxWebhookSender, WebhookSender, body_bytes, headers
+from lockbox.notify.webhooks import (
+    HttpxWebhookSender,
+    WebhookError,
+    WebhookSender,
+    body_bytes,
+    headers,
+)
 from lockbox.service import delivery
 from lockbox.service.app import Lockbox
 from lockbox.service.delivery import OutboxRow
+from lockbox.service.webhooks import DestinationPolicy, check_url
 
 log = logging.getLogger("lockbox.worker")
 
@@ -183,8 +190,14 @@ class Dispatcher:
 
     def _sender(self) -> WebhookSender:
         if self.webhook_sender is None:
-            self.webhook_sender = HttpxWebhookSender(self.settings.webhook_timeout)
+            self.webhook_sender = HttpxWebhookSender(
+                self.settings.webhook_timeout, policy=self._destinations()
+            )
         return self.webhook_sender
+
+    def _destinations(self) -> DestinationPolicy:
+        """Where webhooks may go: public addresses, plus what the operator allow-listed."""
+        return DestinationPolicy.from_settings(self.settings)
 
     def close(self) -> None:
         """Close connections this dispatcher opened itself."""
@@ -287,8 +300,13 @@ class Dispatcher:
 
     def _failed(self, row: OutboxRow, exc: Exception, fields: dict[str, object]) -> str:
         error = f"{type(exc).__name__}: {exc}"[:2000]
-        attempts = row.attempts + 1
         permanent = isinstance(exc, PermanentFailure | InvalidAddress | KeyError)
+        if isinstance(exc, WebhookError):
+            # The outbox (and whoever registered the URL) gets the category; the raw cause,
+            # which could map the inside of the network, goes to the worker's log only.
+            error, permanent = exc.category, exc.permanent
+            fields = {**fields, "detail": exc.detail[:2000]}
+        attempts = row.attempts + 1
         park = permanent or attempts >= self.settings.outbox_max_attempts
         retry_in = None if park else backoff(attempts, self.settings, self.rng)
         record = delivery.record_failure(
@@ -346,15 +364,15 @@ class Dispatcher:
         self._mailer().send(message)
 
     def _send_webhook(self, row: OutboxRow) -> None:
-        from lockbox.service.webhooks import check_url
-
         hook = delivery.webhook_endpoint(self.app, row.recipient)
         if hook is None:
             raise Skip("the webhook endpoint was deleted")
         try:
-            check_url(hook.url, allow_http_loopback=self.settings.webhook_allow_http_loopback)
+            # Checked again at every delivery (rules and allow-list may have changed since
+            # registration); the sender then resolves the host once and checks its answers.
+            check_url(hook.url, policy=self._destinations())
         except ValidationError as exc:
-            raise PermanentFailure(exc.message) from exc
+            raise WebhookError("refused destination", exc.message, permanent=True) from exc
         body = body_bytes(row.payload)
         self._sender().post(hook.url, body, headers(row.id, hook.secret, body, self._wall_now()))
 

@@ -5,8 +5,24 @@ of any kind. The templates contain none, and every value interpolated into
 them goes through :func:`defang` (via the Jinja ``finalize`` hook, so no
 template can forget it): anything in user-supplied text that a mail client
 would turn into a link (``http://…``, ``www.…``, other ``scheme://`` forms,
-``<a …>`` markup) is rewritten into an inert form (``hxxp``, ``www[.]``,
-``[:]//``, ``‹a``). The HTML part is autoescaped on top of that.
+``<a …>`` markup, a bare domain name with a path such as ``evil.example/approve``)
+is rewritten into an inert form (``hxxp``, ``www[.]``, ``[:]//``, ``‹a``,
+``evil[.]example/approve``). The HTML part is autoescaped on top of that.
+
+The bare-domain rule (:data:`_DOMAIN_PATH_RE`): a run of dot-separated labels
+ending in an alphabetic top-level domain, followed by a path, query or port
+(``/``, ``?``, ``#``, ``:8443/``), that *starts a word* — at the start, after a
+space or punctuation, or right after ``//`` — gets its last dot written as
+``[.]``. A domain after ``@`` (an e-mail address, even one followed by ``/``)
+and a segment inside a path (a resource name such as
+``sharepoint/sites/contoso.sharepoint.com/docs``, or
+``exchange/mailbox/alice.smith/inbox``) are left alone, so addresses and
+resource names stay exactly as they are. A bare domain *without* a path
+(``contoso.com``, as in every e-mail address) is left alone too.
+
+The admin center's address is the operator's own setting, shown as text to
+type (without its scheme, :func:`plain_address`); it is the one value that is
+not defanged, so "type it yourself: lockbox.acme.example/admin" stays typeable.
 """
 
 from __future__ import annotations
@@ -26,17 +42,37 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, sel
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-_SCHEME_RE = re.compile(r"([a-z][a-z0-9+.\-]*):(/{1,2}|\\{1,2})", re.IGNORECASE)
+#: A scheme starts where a run of scheme characters starts, and the run is taken whole
+#: (possessive): one pass over the text, where trying every start was quadratic.
+_SCHEME_RE = re.compile(r"(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]*+):(/{1,2}|\\{1,2})", re.IGNORECASE)
 _HTTP_RE = re.compile(r"(h)(tt)(p)", re.IGNORECASE)
 _WWW_RE = re.compile(r"(w)(w)(w)\.", re.IGNORECASE)
 _MAILTO_RE = re.compile(r"\b(mailto|javascript|data|file|ftp|tel|sms):", re.IGNORECASE)
 _ANGLE_RE = re.compile(r"[<>]")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]+")
+#: A bare domain followed by a path, query, fragment or port, starting a word (see above).
+_DOMAIN_PATH_RE = re.compile(
+    r"(?:(?<=//)|(?<![\w@.\-/]))"
+    r"((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)++)"  # possessive: no backtracking, linear
+    r"([a-z]{2,63}|xn--[a-z0-9-]{1,59})"
+    r"(?=(?::\d{1,5})?[/?#])",
+    re.IGNORECASE,
+)
+
+
+class TrustedText(str):
+    """Operator-configured text that :func:`defang` leaves as it is (the admin center's address).
+
+    Still autoescaped in HTML; only the link-defusing is skipped, because the
+    reader is asked to type this address and ``[.]`` would make it wrong.
+    """
+
+    __slots__ = ()
 
 
 def defang(value: Any) -> Any:
     """Make text that looks like a link inert; non-strings pass through unchanged."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or isinstance(value, TrustedText):
         return value
     text = _SCHEME_RE.sub(r"\1[:]\2", value)
     text = _MAILTO_RE.sub(r"\1[:]", text)
@@ -44,6 +80,7 @@ def defang(value: Any) -> Any:
         lambda m: m.group(1) + ("XX" if m.group(2).isupper() else "xx") + m.group(3), text
     )
     text = _WWW_RE.sub(r"\1\2\3[.]", text)
+    text = _DOMAIN_PATH_RE.sub(lambda m: m.group(1)[:-1] + "[.]" + m.group(2), text)
     return _ANGLE_RE.sub(lambda m: "‹" if m.group(0) == "<" else "›", text)
 
 
@@ -160,15 +197,24 @@ def context(
         "user_name": payload.get("user_name") or "",
         "expires_utc": utc_text(parse_time(payload.get("expires_at"))),
         "expires_relative": relative(parse_time(payload.get("expires_at")), now),
+        # audit_digest: a chain's signed head (sequence number and hash only)
+        "audit_seq": payload.get("audit_seq", ""),
+        "audit_hash": payload.get("audit_hash", ""),
+        "audit_kid": payload.get("audit_kid", ""),
     }
 
 
-def plain_address(value: str | None) -> str | None:
-    """``https://lockbox.acme.example/`` → ``lockbox.acme.example``: text to type, not a link."""
+def plain_address(value: str | None) -> TrustedText | None:
+    """``https://lockbox.acme.example/`` → ``lockbox.acme.example``: text to type, not a link.
+
+    Marked :class:`TrustedText`: the operator configured it, and defanging it
+    (``acme[.]example/lockbox``) would make the address people must type wrong.
+    """
     if not value:
         return None
     text = re.sub(r"^[a-z][a-z0-9+.\-]*://", "", value.strip(), flags=re.IGNORECASE)
-    return text.rstrip("/") or None
+    text = _CONTROL_RE.sub("", text).rstrip("/")
+    return TrustedText(text) if text else None
 
 
 def render(

@@ -24,11 +24,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from lockbox import metrics
 from lockbox.access import tokens as jwt_tokens
+from lockbox.access.keys import ACCESS, AUDIT, PURPOSES
 from lockbox.access.keys import jwks as jwk_set
 from lockbox.config import Settings, get_settings
 from lockbox.domain import text
+from lockbox.domain.audit import PROVIDER_CHAIN
 from lockbox.domain.errors import InvalidTransition, ValidationError
+from lockbox.domain.ids import optional_id
 from lockbox.domain.instants import format_instant
 from lockbox.domain.lifecycle import State
 from lockbox.domain.permissions import Intent, allows, authorize
@@ -124,10 +128,19 @@ def jwks(app: Lockbox) -> dict[str, Any]:
         return jwk_set(keystore.published_keys(tx.conn, tx.now))
 
 
-def list_keys(app: Lockbox, actor: Principal) -> list[dict[str, Any]]:
+def list_keys(app: Lockbox, actor: Principal, purpose: str | None = ACCESS) -> list[dict[str, Any]]:
+    """The keys of ``purpose`` (None: access and audit keys alike), newest first."""
     authorize(actor, Intent.KEYS_MANAGE, kind="keys", tenant_id=None)
+    if purpose is not None:
+        _purpose(purpose)
     with app.read() as tx:
-        return [k.summary(tx.now) for k in keystore.all_keys(tx.conn)]
+        return [k.summary(tx.now) for k in keystore.all_keys(tx.conn, purpose)]
+
+
+def _purpose(value: str) -> str:
+    if value not in PURPOSES:
+        raise ValidationError("purpose", f"must be one of {', '.join(PURPOSES)}")
+    return value
 
 
 def ensure_signing_key(app: Lockbox) -> str:
@@ -141,20 +154,52 @@ def ensure_signing_key(app: Lockbox) -> str:
 
 
 def rotate_keys(
-    app: Lockbox, actor: Principal, config: TokenConfig | None = None
+    app: Lockbox,
+    actor: Principal,
+    config: TokenConfig | None = None,
+    *,
+    purpose: str = ACCESS,
 ) -> dict[str, Any]:
-    """A new key signs from now on; the previous one stays published for one token lifetime."""
+    """A new key signs from now on. A previous access key stays published for one token
+    lifetime; a previous audit key stays published for good (what it signed must stay
+    verifiable), valid until this instant. Recorded in the provider's chain."""
     authorize(actor, Intent.KEYS_MANAGE, kind="keys", tenant_id=None)
+    _purpose(purpose)
     with app.tx() as tx:
-        key = keystore.rotate(tx.conn, tx.now, max_token_ttl(config))
+        if purpose == AUDIT:
+            # Locked: every transaction signing with the old key has committed, so the
+            # instant chosen now is later than anything the old key signed.
+            old = keystore.lock_current_audit_key(tx.conn)
+            last = keystore.last_signed_at(tx.conn, old.kid) if old else None
+            key = keystore.rotate(
+                tx.conn, max(tx.now, app.now()), None, purpose=AUDIT, not_before=last
+            )
+        else:
+            old = keystore.current_key(tx.conn, ACCESS)
+            key = keystore.rotate(tx.conn, tx.now, max_token_ttl(config))
+        tx.audit(
+            tenant_id=PROVIDER_CHAIN,
+            actor=actor,
+            operation="keys.rotated",
+            details={"purpose": purpose, "kid": key.kid, "retired": old.kid if old else None},
+        )
         return key.summary(tx.now)
 
 
 def retire_key(app: Lockbox, actor: Principal, kid: str) -> dict[str, Any]:
-    """Unpublish a (non-signing) key now: tokens it signed stop verifying at once."""
+    """Unpublish a (non-signing) access key now: tokens it signed stop verifying at once.
+    Audit keys are refused (they stay published). Recorded in the provider's chain."""
     authorize(actor, Intent.KEYS_MANAGE, kind="keys", tenant_id=None)
+    kid = text.required_text(kid, "kid", max_len=64, multiline=False)
     with app.tx() as tx:
-        return keystore.retire(tx.conn, kid, tx.now).summary(tx.now)
+        retired = keystore.retire(tx.conn, kid, tx.now)
+        tx.audit(
+            tenant_id=PROVIDER_CHAIN,
+            actor=actor,
+            operation="keys.retired",
+            details={"purpose": retired.purpose, "kid": retired.kid},
+        )
+        return retired.summary(tx.now)
 
 
 # -- tokens ------------------------------------------------------------------------------
@@ -294,6 +339,7 @@ def check(
     engineer = text.required_text(engineer, "engineer", max_len=320, multiline=False)
     tenant = text.required_text(tenant, "tenant", max_len=100, multiline=False)
     kid = text.text(kid, "kid", max_len=64, required=False, multiline=False)
+    optional_id(request_id, "request", "request_id")
     with app.read() as tx:
         scope = scope_of(tx, actor)
         result, tenant_id, engineer_id = _check(
@@ -301,6 +347,7 @@ def check(
         )
         if result.allowed and kid is not None and not keystore.is_published(tx.conn, kid, tx.now):
             result = replace(result, allowed=False, reason=DENY_KEY_RETIRED)
+    metrics.record_decision(result.allowed, result.reason)
     if not result.allowed and tenant_id is not None:
         denial = Denial(
             tenant_id=tenant_id,

@@ -1,4 +1,4 @@
-"""Audit log use cases: query, export and verify a tenant's chain."""
+"""Audit log use cases: query, export and verify a chain (a tenant's, or the provider's own)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,20 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 
-from lockbox.domain.audit import AuditRecord, ChainReport, format_time, verify_chain
+from lockbox.domain import text
+from lockbox.domain.audit import (
+    PROVIDER_CHAIN,
+    AuditRecord,
+    ChainReport,
+    format_time,
+    verify_chain,
+)
 from lockbox.domain.errors import ValidationError
+from lockbox.domain.ids import optional_id, optional_ref
 from lockbox.domain.instants import optional_utc_instant
-from lockbox.domain.permissions import Intent, list_scope
+from lockbox.domain.permissions import Intent, authorize, list_scope
 from lockbox.domain.roles import Principal
-from lockbox.service.app import Lockbox
+from lockbox.service.app import Lockbox, Tx
 from lockbox.service.tenants import load_tenant
 from lockbox.store import repositories as repo
 
@@ -31,6 +39,19 @@ CSV_COLUMNS = (
     "prev_hash",
     "hash",
 )
+
+
+def resolve_chain(tx: Tx, actor: Principal, ref: str, intent: Intent) -> str:
+    """The chain ``ref`` names: ``provider`` (the provider's own actions, for those who may
+    read it: ``audit.provider``), else a tenant's, by slug or id, as ``intent`` allows.
+
+    ``provider`` can never be a tenant's id, and new tenants cannot take it as a slug; a
+    tenant that had it before stays reachable by its id.
+    """
+    if ref == PROVIDER_CHAIN:
+        authorize(actor, Intent.AUDIT_PROVIDER, kind="provider_audit", tenant_id=None)
+        return PROVIDER_CHAIN
+    return load_tenant(tx, actor, ref, intent).id
 
 
 def query(
@@ -53,12 +74,16 @@ def query(
         raise ValidationError("cursor", "is not a cursor returned by this service")
     since = optional_utc_instant(since, "since")
     until = optional_utc_instant(until, "until")
+    optional_id(request_id, "request", "request_id")
+    optional_ref(actor_id, "actor_id")
+    if operation is not None:
+        operation = text.required_text(operation, "operation", max_len=100, multiline=False)
     with app.read() as tx:
-        tenant_obj = load_tenant(tx, actor, tenant, Intent.AUDIT_READ)
+        chain = resolve_chain(tx, actor, tenant, Intent.AUDIT_READ)
         records = repo.query_audit(
             tx.conn,
             repo.AuditFilter(
-                tenant_id=tenant_obj.id,
+                tenant_id=chain,
                 request_id=request_id,
                 operation_prefix=operation,
                 actor_id=actor_id,
@@ -81,7 +106,7 @@ def export(app: Lockbox, actor: Principal, tenant: str, fmt: str) -> Iterator[st
     if fmt not in ("jsonl", "csv"):
         raise ValidationError("format", "must be 'jsonl' or 'csv'")
     with app.read() as tx:
-        tenant_id = load_tenant(tx, actor, tenant, Intent.AUDIT_READ).id
+        tenant_id = resolve_chain(tx, actor, tenant, Intent.AUDIT_READ)
 
     def generate() -> Iterator[str]:
         with app.read() as tx:
@@ -117,7 +142,7 @@ def verify(app: Lockbox, actor: Principal, tenant: str | None = None) -> list[Ch
     """Verify one tenant's chain, or every chain the actor may verify."""
     with app.read() as tx:
         if tenant is not None:
-            tenant_ids = [load_tenant(tx, actor, tenant, Intent.AUDIT_VERIFY).id]
+            tenant_ids = [resolve_chain(tx, actor, tenant, Intent.AUDIT_VERIFY)]
         else:
             visible, only = list_scope(actor, Intent.AUDIT_VERIFY)
             tenant_ids = [t.id for t in repo.list_tenants(tx.conn, only)] if visible else []

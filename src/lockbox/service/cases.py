@@ -6,7 +6,7 @@ from lockbox.domain import request as domain
 from lockbox.domain import text
 from lockbox.domain.case import CaseStatus, SupportCase
 from lockbox.domain.errors import NotFound, ValidationError
-from lockbox.domain.ids import new_id
+from lockbox.domain.ids import new_id, optional_ref, validate_id
 from lockbox.domain.permissions import Intent, allows, authorize, list_scope
 from lockbox.domain.roles import Principal
 from lockbox.service.app import Lockbox, Tx
@@ -26,6 +26,7 @@ def open_case(
     """Open a case for a tenant, assigned to an engineer (by default the one opening it)."""
     clean_title = text.required_text(title, "title", max_len=text.NAME_MAX, multiline=False)
     clean_ref = text.text(reference, "reference", max_len=100, required=False, multiline=False)
+    optional_ref(engineer, "engineer")
     with app.tx() as tx:
         tenant_obj = load_tenant(tx, actor, tenant)
         # A new case has nothing to hide yet: the tenant's visibility was checked above,
@@ -61,6 +62,7 @@ def open_case(
 
 def load_case(tx: Tx, actor: Principal, case_id: str, *, lock: bool = False) -> SupportCase:
     """A case the actor may see; ``lock`` row-locks it for the rest of the transaction."""
+    validate_id(case_id, "case", "case_id")
     case = repo.get_case(tx.conn, case_id, lock=lock)
     if case is None:
         raise NotFound("support case not found")

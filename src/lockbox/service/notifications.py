@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from lockbox.domain.audit import format_time
+from lockbox.domain.audit import PROVIDER_CHAIN, format_time
 from lockbox.domain.lifecycle import Event, State
 from lockbox.domain.request import AccessRequest, Change
 from lockbox.domain.roles import Principal, Role
@@ -38,7 +38,11 @@ TOPICS = (
     "canceled",
     "first_use",
     "password_reset",
+    "audit_digest",
 )
+
+#: The webhook event type of a signed checkpoint (also in ``service.webhooks.EVENT_TYPES``).
+CHECKPOINT_EVENT = "audit.checkpoint"
 
 #: Payload keys holding a secret (a one-time code): never shown in outbox views, and
 #: scrubbed from the row once the message is sent.
@@ -128,6 +132,9 @@ def plan(tx: Tx, change: Change) -> None:
     if change.source is State.APPROVED and change.target.terminal and request.customer_step:
         emails += _to("access_ended", _decided_addresses(tx, request))
     if change.source is State.PENDING_APPROVAL and change.target in (State.CANCELED,):
+        # Everyone who was asked to approve (approvers, tenant admins, the policy's extra
+        # addresses: the approval_needed list) hears the ask is withdrawn, so nobody acts
+        # on, or keeps waiting for, a request that no longer exists.
         emails += _to("canceled", _approver_addresses(tx, request))
 
     messages = [
@@ -188,6 +195,55 @@ def plan_password_reset(
         ),
         tx.now,
     )
+
+
+def plan_checkpoint(tx: Tx, chain: str, document: dict[str, Any]) -> None:
+    """A signed checkpoint goes to the chain's own webhooks only: a tenant's endpoints for
+    its chain (provider-level endpoints do not need a customer's evidence), the
+    provider-level endpoints for the provider's chain."""
+    tenant_id = None if chain == PROVIDER_CHAIN else chain
+    data = {"tenant_id": chain, "checkpoint": document}
+    messages = [
+        m
+        for m in _webhook_messages(tx, CHECKPOINT_EVENT, tenant_id, None, data)
+        if _hook_tenant(tx, tenant_id, m.recipient) == tenant_id
+    ]
+    enqueue_many(tx.conn, messages, tx.now)
+
+
+def _hook_tenant(tx: Tx, tenant_id: str | None, hook_id: str) -> str | None:
+    for hook in tx.webhooks(tenant_id):
+        if hook["id"] == hook_id:
+            found: str | None = hook["tenant_id"]
+            return found
+    return None
+
+
+def plan_digest(
+    tx: Tx, chain: str, chain_name: str, checkpoint: dict[str, Any], recipients: list[str]
+) -> None:
+    """The daily digest: a chain's latest signed head (sequence and hash only, no links) to
+    the people who keep the provider honest (a tenant's auditors; provider admins for the
+    provider's chain), so a copy of the head lives outside Lockbox's database."""
+    payload = {
+        "tenant_id": chain,
+        "tenant_name": chain_name,
+        "audit_seq": checkpoint["seq"],
+        "audit_hash": checkpoint["hash"],
+        "audit_kid": checkpoint["kid"],
+        "at": checkpoint["at"],
+    }
+    messages = [
+        OutboxMessage(
+            channel="email",
+            topic="audit_digest",
+            recipient=address,
+            payload=payload,
+            tenant_id=None if chain == PROVIDER_CHAIN else chain,
+        )
+        for address in dict.fromkeys(recipients)
+    ]
+    enqueue_many(tx.conn, messages, tx.now)
 
 
 def plan_webhooks(

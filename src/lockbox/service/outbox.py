@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from lockbox.domain.errors import InvalidTransition, NotFound, ValidationError, present
+from lockbox.domain.ids import optional_id, validate_cursor, validate_id
 from lockbox.domain.permissions import Intent, allows
 from lockbox.domain.roles import Principal
 from lockbox.service.app import Lockbox, log
@@ -39,6 +40,9 @@ def list_outbox(
 ) -> tuple[list[OutboxRow], str | None]:
     """A page of rows, newest first, and the cursor of the next page (or None)."""
     _authorize(actor)
+    optional_id(tenant, "tenant", "tenant")
+    optional_id(request_id, "request", "request_id")
+    cursor = validate_cursor(cursor)
     if status is not None and status not in store.STATUSES:
         raise ValidationError("status", f"must be one of {', '.join(store.STATUSES)}")
     if not 1 <= limit <= MAX_PAGE:
@@ -72,6 +76,7 @@ def list_outbox(
 
 def get_message(app: Lockbox, actor: Principal, message_id: str) -> OutboxRow:
     _authorize(actor)
+    validate_id(message_id, "outbox", "message_id")
     with app.read() as tx:
         row = store.get_row(tx.conn, message_id)
     if row is None:
@@ -82,6 +87,7 @@ def get_message(app: Lockbox, actor: Principal, message_id: str) -> OutboxRow:
 def retry_message(app: Lockbox, actor: Principal, message_id: str) -> OutboxRow:
     """Put a parked (``failed``) message back in the queue, due now, with a fresh attempt budget."""
     _authorize(actor)
+    validate_id(message_id, "outbox", "message_id")
     with app.tx() as tx:
         row = store.get_row(tx.conn, message_id)
         if row is None:

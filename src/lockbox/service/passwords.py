@@ -25,8 +25,9 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from lockbox.domain.audit import PROVIDER_CHAIN
 from lockbox.domain.errors import AuthenticationFailed, NotFound, ValidationError
-from lockbox.domain.ids import new_id
+from lockbox.domain.ids import new_id, validate_ref
 from lockbox.domain.instants import format_instant
 from lockbox.domain.permissions import Intent, authorize
 from lockbox.domain.roles import Principal
@@ -76,6 +77,7 @@ def _dummy_hash() -> str:
 
 def verify_password(app: Lockbox, email: str, password: str) -> Principal:
     """Check a sign-in; the same error and (roughly) the same work whether or not the user exists."""
+    validate_ref(email, "email")
     with app.read() as tx:
         user = repo.get_user(tx.conn, email) if isinstance(email, str) else None
         stored = repo.get_password_hash(tx.conn, user.id) if user else None
@@ -158,6 +160,7 @@ def complete_reset(app: Lockbox, email: str, code: str, new_password: str) -> Pr
     Every wrong guess counts against the code (and is audited), so the code cannot be
     brute-forced; a wrong e-mail, a wrong code and an expired code read the same.
     """
+    validate_ref(email, "email")
     new_hash = hash_password(new_password)
     candidate = _normalise(code) if isinstance(code, str) else ""
     with app.tx() as tx:
@@ -184,13 +187,12 @@ def complete_reset(app: Lockbox, email: str, code: str, new_password: str) -> Pr
 
 
 def _audit(tx: Tx, actor: Principal, user: User, operation: str, **details: object) -> None:
-    if user.tenant_id:  # staff have no tenant chain
-        tx.audit(
-            tenant_id=user.tenant_id,
-            actor=actor,
-            operation=operation,
-            details={"user_id": user.id, **details},
-        )
+    tx.audit(
+        tenant_id=user.tenant_id or PROVIDER_CHAIN,  # staff: the provider's chain
+        actor=actor,
+        operation=operation,
+        details={"user_id": user.id, **details},
+    )
 
 
 def _new_code() -> str:

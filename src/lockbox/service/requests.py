@@ -9,13 +9,14 @@ from datetime import datetime
 from lockbox.domain import request as domain
 from lockbox.domain.audit import AuditRecord
 from lockbox.domain.errors import Conflict, NotFound, ValidationError, present
-from lockbox.domain.ids import new_id
+from lockbox.domain.ids import new_id, optional_id, optional_ref, validate_cursor, validate_id
 from lockbox.domain.instants import optional_utc_instant
 from lockbox.domain.lifecycle import State
 from lockbox.domain.permissions import Intent, Scope, authorize, scopes, visible_tenant_filter
 from lockbox.domain.policy import LockboxPolicy
 from lockbox.domain.request import AccessRequest, Change
 from lockbox.domain.roles import Principal
+from lockbox.service import step_up
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.cases import load_case
 from lockbox.service.tenants import load_tenant
@@ -124,6 +125,7 @@ def decide_request(
     comment: str | None = None,
     expected_version: int | None = None,
 ) -> AccessRequest:
+    step_up.require_recent(actor, app.now(), "approve or deny access")
     return _transition(
         app,
         actor,
@@ -177,6 +179,7 @@ def revoke_request(
     comment: str | None = None,
     expected_version: int | None = None,
 ) -> AccessRequest:
+    step_up.require_recent(actor, app.now(), "revoke access")
     return _transition(
         app,
         actor,
@@ -190,7 +193,8 @@ def revoke_request(
 
 
 def load_request(tx: Tx, actor: Principal, request_id: str) -> AccessRequest:
-    request = repo.get_request(tx.conn, request_id) if isinstance(request_id, str) else None
+    validate_id(request_id, "request", "request_id")
+    request = repo.get_request(tx.conn, request_id)
     if request is None:
         raise NotFound("access request not found")
     authorize(
@@ -257,6 +261,10 @@ def list_requests(
     cursor: str | None = None,
 ) -> RequestPage:
     """Requests the actor may see, newest first, filtered, a page at a time."""
+    optional_id(tenant, "tenant", "tenant")
+    optional_ref(requester, "requester")
+    optional_id(case_id, "case", "case_id")
+    cursor = validate_cursor(cursor)
     created_after = optional_utc_instant(created_after, "created_after")
     created_before = optional_utc_instant(created_before, "created_before")
     if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:

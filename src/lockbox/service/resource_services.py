@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lockbox.domain.audit import PROVIDER_CHAIN
 from lockbox.domain.errors import AlreadyExists, NotFound, ValidationError
 from lockbox.domain.permissions import Intent, authorize
 from lockbox.domain.resource_service import ServiceScope, scope
@@ -59,6 +60,18 @@ def register(
                     field="audience",
                 )
         store.put(tx.conn, registered, tx.now)
+        # Which tenants' access a service can check is the provider's doing: its own chain.
+        tx.audit(
+            tenant_id=PROVIDER_CHAIN,
+            actor=actor,
+            operation="service.registered",
+            details={
+                "user_id": user.id,
+                "tenants": "*" if registered.all_tenants else sorted(registered.tenant_ids),
+                "prefixes": list(registered.prefixes),
+                "audience": registered.audience,
+            },
+        )
         return Registration(registered, _slugs(tx, registered))
 
 

@@ -27,8 +27,15 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lockbox.config import Settings, get_settings
-from lockbox.domain.errors import AuthenticationFailed, RateLimited, ValidationError
-from lockbox.domain.ids import new_id
+from lockbox.domain import authn
+from lockbox.domain.errors import (
+    AuthenticationFailed,
+    NotFound,
+    RateLimited,
+    SignInRefused,
+    ValidationError,
+)
+from lockbox.domain.ids import new_id, validate_ref
 from lockbox.domain.instants import format_instant
 from lockbox.domain.permissions import Intent, authorize
 from lockbox.domain.roles import Principal
@@ -36,6 +43,7 @@ from lockbox.domain.user import User
 from lockbox.service import passwords
 from lockbox.service.app import Lockbox, Tx
 from lockbox.store import repositories as repo
+from lockbox.store import sign_in as auth_store
 from lockbox.store import web_sessions as store
 from lockbox.store.web_sessions import SessionRow, ThrottleRow
 
@@ -120,6 +128,8 @@ def sign_in(
     """Check the password and open a new session; throttled per account and per address."""
     rules = policy or SessionPolicy.from_settings()
     email = email if isinstance(email, str) else ""
+    if email:
+        validate_ref(email, "email")  # before it becomes a throttle key in the database
     account_key, ip_key = _keys(email, client_ip)
     keys = [k for k in (account_key, ip_key) if k]
     with app.read() as tx:
@@ -131,31 +141,272 @@ def sign_in(
     except AuthenticationFailed:
         _failed(app, email, account_key, ip_key, client_ip, rules)
         raise AuthenticationFailed(_WRONG) from None
-    secret = secrets.token_urlsafe(32)
     with app.tx() as tx:
         user = repo.get_user(tx.conn, principal.id)
         if user is None or not user.active:
             raise AuthenticationFailed(_WRONG)
         store.clear_throttle(tx.conn, account_key)
-        row = SessionRow(
-            id=new_id("session"),
-            token_hash=digest(secret),
-            user_id=user.id,
-            csrf_secret=secrets.token_urlsafe(32),
-            created_at=tx.now,
-            last_seen_at=tx.now,
-            expires_at=tx.now + rules.lifetime,
-            authenticated_at=tx.now,
-            auth_method="password",
-            revoked_at=None,
-            client_ip=client_ip[:64] if client_ip else None,
-            user_agent=(user_agent or "")[:USER_AGENT_MAX] or None,
-            flash=None,
+        rule = auth_store.get_settings(tx.conn, scope_of(user)) or auth_store.SignInSettings(
+            scope=scope_of(user), tenant_id=user.tenant_id
         )
-        store.insert_session(tx.conn, row)
-        session = _web_session(row, user)
-        _audit(tx, session.principal, user, "session.signed_in", row, method="password")
+        refused = rule.sso_ready and rule.require_sso
+        if not refused:
+            stage: str | None = None
+            if auth_store.factors_of(tx.conn, user.id):
+                stage = "second_factor"  # a code or a passkey comes next
+            elif authn.must_be_strong(user.roles, rule.require_second_factor):
+                stage = "enrol"  # may only enrol a second factor until then
+            return open_session(
+                tx,
+                user,
+                method=authn.PASSWORD,
+                provider=None,
+                client_ip=client_ip,
+                user_agent=user_agent,
+                lifetime=PARTIAL_LIFETIME if stage == "second_factor" else rules.lifetime,
+                stage=stage,
+            )
+    record_refusal(app, user.tenant_id, "sso_required", {"user_id": user.id}, client_ip)
+    raise SignInRefused(SSO_REQUIRED, reason="sso_required")
+
+
+#: A sign-in waiting for its second factor lives this long.
+PARTIAL_LIFETIME = timedelta(minutes=10)
+SSO_REQUIRED = (
+    "your organisation signs in with single sign-on: use “Sign in with your organisation” "
+    "below instead of your password"
+)
+
+
+def scope_of(user: User) -> str:
+    """Whose sign-in rules apply to ``user``: its tenant's, or the provider's for staff."""
+    return user.tenant_id or auth_store.PROVIDER_SCOPE
+
+
+def open_session(
+    tx: Tx,
+    user: User,
+    *,
+    method: str,
+    provider: str | None,
+    client_ip: str | None,
+    user_agent: str | None,
+    lifetime: timedelta,
+    stage: str | None = None,
+) -> SignedIn:
+    """A brand-new session (never an id from before) for ``user``, audited."""
+    secret = secrets.token_urlsafe(32)
+    row = SessionRow(
+        id=new_id("session"),
+        token_hash=digest(secret),
+        user_id=user.id,
+        csrf_secret=secrets.token_urlsafe(32),
+        created_at=tx.now,
+        last_seen_at=tx.now,
+        expires_at=tx.now + lifetime,
+        authenticated_at=tx.now,
+        auth_method=method,
+        revoked_at=None,
+        client_ip=client_ip[:64] if client_ip else None,
+        user_agent=(user_agent or "")[:USER_AGENT_MAX] or None,
+        flash=None,
+        auth_provider=provider,
+        stage=stage,
+    )
+    store.insert_session(tx.conn, row)
+    session = _web_session(row, user)
+    if stage != "second_factor":  # a half sign-in is audited when it completes
+        extra: dict[str, object] = {"method": method}
+        if provider:
+            extra["provider"] = provider
+        if stage == "enrol":
+            extra["must_enrol"] = True
+        _audit(tx, session.principal, user, "session.signed_in", row, **extra)
     return SignedIn(session=session, secret=secret)
+
+
+def sign_in_with_passkey(
+    app: Lockbox,
+    user: User,
+    *,
+    client_ip: str | None,
+    user_agent: str | None,
+    policy: SessionPolicy | None = None,
+) -> SignedIn:
+    """A passkey alone signs in (it is already two factors: the device and its unlock)."""
+    rules = policy or SessionPolicy.from_settings()
+    with app.tx() as tx:
+        rule = auth_store.get_settings(tx.conn, scope_of(user))
+        if not (rule and rule.sso_ready and rule.require_sso):
+            return open_session(
+                tx,
+                user,
+                method=authn.PASSKEY,
+                provider=None,
+                client_ip=client_ip,
+                user_agent=user_agent,
+                lifetime=rules.lifetime,
+            )
+    record_refusal(app, user.tenant_id, "sso_required", {"user_id": user.id}, client_ip)
+    raise SignInRefused(SSO_REQUIRED, reason="sso_required")
+
+
+def has_password(app: Lockbox, user_id: str) -> bool:
+    with app.read() as tx:
+        return repo.get_password_hash(tx.conn, user_id) is not None
+
+
+def complete_second_factor(
+    app: Lockbox,
+    partial: WebSession,
+    method: str,
+    *,
+    policy: SessionPolicy | None = None,
+) -> SignedIn:
+    """The second factor checked: the half session ends and a full one starts (new id)."""
+    rules = policy or SessionPolicy.from_settings()
+    with app.tx() as tx:
+        store.revoke(tx.conn, partial.id, tx.now)
+        user = repo.get_user(tx.conn, partial.user.id)
+        if user is None or not user.active:
+            raise AuthenticationFailed(_WRONG)
+        return open_session(
+            tx,
+            user,
+            method=method,
+            provider=None,
+            client_ip=partial.row.client_ip,
+            user_agent=partial.row.user_agent,
+            lifetime=rules.lifetime,
+        )
+
+
+def second_factor_failed(
+    app: Lockbox, partial: WebSession, policy: SessionPolicy | None = None
+) -> None:
+    """A wrong code counts like a wrong password (the same lock-out)."""
+    rules = policy or SessionPolicy.from_settings()
+    account_key, ip_key = _keys(partial.user.email, partial.row.client_ip)
+    _failed(app, partial.user.email, account_key, ip_key, partial.row.client_ip, rules)
+
+
+def check_not_locked(app: Lockbox, email: str, client_ip: str | None) -> None:
+    account_key, ip_key = _keys(email, client_ip)
+    with app.read() as tx:
+        wait = _retry_after(
+            store.throttle_rows(tx.conn, [k for k in (account_key, ip_key) if k]), tx.now
+        )
+    if wait is not None:
+        raise RateLimited(_locked_message(wait), retry_after=wait)
+
+
+def reauthenticated(
+    app: Lockbox, session: WebSession, method: str, provider: str | None
+) -> WebSession:
+    """The person proved who they are again (step-up): the session's sign-in time is now."""
+    with app.tx() as tx:
+        auth_store.set_session_auth(
+            tx.conn, session.id, at=tx.now, method=method, provider=provider
+        )
+        if session.row.stage == "enrol":
+            auth_store.set_stage(tx.conn, session.id, None)
+        row = replace(
+            session.row,
+            authenticated_at=tx.now,
+            auth_method=method,
+            auth_provider=provider,
+            last_seen_at=tx.now,
+            stage=None,
+        )
+        fresh = _web_session(row, session.user)
+        extra: dict[str, object] = {"method": method}
+        if provider:
+            extra["provider"] = provider
+        _audit(tx, fresh.principal, session.user, "session.reauthenticated", row, **extra)
+    return fresh
+
+
+def record_refusal(
+    app: Lockbox,
+    tenant_id: str | None,
+    reason: str,
+    details: dict[str, Any],
+    client_ip: str | None,
+) -> None:
+    """A refused sign-in, in the tenant's audit chain (staff have none: the log has it)."""
+    from lockbox.service.app import log
+
+    log.warning("sign-in refused: %s", reason)
+    if not tenant_id:
+        return
+    with app.tx() as tx:
+        if repo.get_tenant(tx.conn, tenant_id) is None:
+            return
+        tx.audit(
+            tenant_id=tenant_id,
+            actor=Principal.system(),
+            operation="session.signin_refused",
+            details={"reason": reason, "client_ip": client_ip, **details},
+        )
+
+
+# -- actions waiting for a step-up ------------------------------------------------------------
+
+#: A confirmed action is replayed after re-authentication only within this time.
+PENDING_TTL = timedelta(minutes=10)
+
+
+def keep_pending_action(
+    app: Lockbox, session: WebSession, path: str, fields: list[list[str]]
+) -> None:
+    """Remember the form the person confirmed, to carry it out once they proved who they are."""
+    with app.tx() as tx:
+        action = {"path": path[:500], "fields": fields[:50], "at": format_instant(tx.now)}
+        auth_store.set_pending_action(tx.conn, session.id, action)
+
+
+def take_pending_action(app: Lockbox, session: WebSession) -> dict[str, Any] | None:
+    """The action waiting for this session (forgotten as it is read), if still recent."""
+    with app.tx() as tx:
+        current = store.by_id(tx.conn, session.id)
+        action = current.pending_action if current else None
+        if action is None:
+            return None
+        auth_store.set_pending_action(tx.conn, session.id, None)
+    try:
+        at = datetime.fromisoformat(str(action.get("at", "")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if app.now() - at > PENDING_TTL:
+        return None
+    return action
+
+
+# -- a tenant's sessions, for its admins ----------------------------------------------------
+
+
+def revoke_session(app: Lockbox, actor: Principal, session_id: str) -> SessionRow:
+    """An administrator ends one session of a person of theirs (or one of their own)."""
+    from lockbox.service.users import load_user
+
+    with app.tx() as tx:
+        row = store.by_id(tx.conn, session_id)
+        if row is None:
+            raise NotFound("session not found")
+        try:
+            user = load_user(tx, actor, row.user_id, Intent.USER_VIEW)
+        except NotFound:
+            raise NotFound("session not found") from None
+        if user.id != actor.id:
+            authorize(actor, Intent.TOKEN_MANAGE, kind="user", tenant_id=user.tenant_id)
+        if store.revoke(tx.conn, row.id, tx.now) and user.tenant_id:
+            tx.audit(
+                tenant_id=user.tenant_id,
+                actor=actor,
+                operation="session.revoked",
+                details={"user_id": user.id, "session_id": row.id},
+            )
+        return row
 
 
 def _failed(
@@ -234,8 +485,17 @@ def _locked_message(seconds: int) -> str:
     )
 
 
-def authenticate(app: Lockbox, secret: str, policy: SessionPolicy | None = None) -> WebSession:
-    """The live session behind a cookie; every ended or unknown session is the same error."""
+def authenticate(
+    app: Lockbox,
+    secret: str,
+    policy: SessionPolicy | None = None,
+    *,
+    stages: frozenset[str] = frozenset(),
+) -> WebSession:
+    """The live session behind a cookie; every ended or unknown session is the same error.
+
+    A sign-in that is not finished (``stage``) counts only where ``stages`` allows it.
+    """
     rules = policy or SessionPolicy.from_settings()
     failure = AuthenticationFailed("your session has ended; please sign in again")
     if not isinstance(secret, str) or not 20 <= len(secret) <= 100:
@@ -248,6 +508,7 @@ def authenticate(app: Lockbox, secret: str, policy: SessionPolicy | None = None)
         now = tx.now
         if (
             row.revoked_at is not None
+            or (row.stage is not None and row.stage not in stages)
             or now >= row.expires_at
             or now >= row.last_seen_at + rules.idle
         ):
@@ -263,7 +524,16 @@ def authenticate(app: Lockbox, secret: str, policy: SessionPolicy | None = None)
 
 
 def _web_session(row: SessionRow, user: User) -> WebSession:
-    return WebSession(row=row, user=user, principal=user.principal(credential=f"session:{row.id}"))
+    principal = replace(
+        user.principal(credential=f"session:{row.id}"),
+        auth_time=row.authenticated_at,
+        auth_method=row.auth_method,
+        auth_provider=row.auth_provider,
+    )
+    if row.stage is not None:
+        # Not signed in fully yet (a second factor to give or to enrol): no role acts.
+        principal = replace(principal, roles=frozenset())
+    return WebSession(row=row, user=user, principal=principal)
 
 
 def sign_out(app: Lockbox, session: WebSession) -> None:
@@ -306,6 +576,7 @@ def purge(app: Lockbox, *, keep: timedelta = timedelta(days=30)) -> int:
     with app.tx() as tx:
         ended = store.purge_ended(tx.conn, tx.now - keep)
         store.purge_throttle(tx.conn, tx.now - timedelta(days=1))
+        auth_store.purge_flows(tx.conn, tx.now)
     return ended
 
 
@@ -362,3 +633,24 @@ def _audit(
                 **extra,
             },
         )
+
+
+@dataclass(frozen=True)
+class TenantCredentials:
+    """Every live session and API token of a tenant's people (rows with the person's e-mail)."""
+
+    sessions: list[Any]
+    tokens: list[Any]
+
+
+def list_tenant_credentials(app: Lockbox, actor: Principal, tenant_id: str) -> TenantCredentials:
+    """For the tenant's admins: who is signed in where, and which tokens work."""
+    authorize(actor, Intent.TOKEN_MANAGE, kind="user", tenant_id=tenant_id)
+    with app.read() as tx:
+        rules = SessionPolicy.from_settings()
+        live = [
+            r
+            for r in auth_store.sessions_of_tenant(tx.conn, tenant_id, tx.now)
+            if r["stage"] != "second_factor" and r["last_seen_at"] + rules.idle > tx.now
+        ]
+        return TenantCredentials(live, auth_store.tokens_of_tenant(tx.conn, tenant_id))

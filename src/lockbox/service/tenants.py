@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from lockbox.domain.errors import AlreadyExists, Conflict, NotFound
-from lockbox.domain.ids import new_id
+from lockbox.domain.audit import PROVIDER_CHAIN
+from lockbox.domain.errors import AlreadyExists, Conflict, NotFound, ValidationError
+from lockbox.domain.ids import new_id, validate_id
 from lockbox.domain.permissions import Intent, authorize, list_scope
 from lockbox.domain.policy import LockboxPolicy
 from lockbox.domain.roles import Principal
 from lockbox.domain.tenant import Tenant, validate_domains, validate_slug
+from lockbox.service import step_up
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.notifications import plan_webhooks
 from lockbox.store import repositories as repo
@@ -27,6 +29,10 @@ def create_tenant(
 ) -> Tenant:
     authorize(actor, Intent.TENANT_CREATE, kind="tenant_new", tenant_id=None)
     clean_slug = validate_slug(slug)
+    if clean_slug == PROVIDER_CHAIN:
+        raise ValidationError(
+            "slug", f"{PROVIDER_CHAIN!r} is reserved: it names the provider's audit chain"
+        )
     clean_name = Tenant.validate_name(name)
     domains = validate_domains(list(email_domains))
     chosen = LockboxPolicy().with_changes(**(policy or {}))
@@ -54,6 +60,13 @@ def create_tenant(
                 "email_domains": list(domains),
             },
         )
+        # The provider's own chain too, after the tenant's head (lock order).
+        tx.audit(
+            tenant_id=PROVIDER_CHAIN,
+            actor=actor,
+            operation="tenant.created",
+            details={"tenant_id": tenant.id, "slug": tenant.slug, "email_domains": list(domains)},
+        )
     return tenant
 
 
@@ -72,6 +85,12 @@ def set_domains(app: Lockbox, actor: Principal, tenant_ref: str, domains: list[s
             actor=actor,
             operation="tenant.domains_changed",
             details={"from": list(tenant.email_domains), "to": list(clean)},
+        )
+        tx.audit(
+            tenant_id=PROVIDER_CHAIN,
+            actor=actor,
+            operation="tenant.domains_changed",
+            details={"tenant_id": tenant.id, "from": list(tenant.email_domains), "to": list(clean)},
         )
     return replace(tenant, email_domains=clean)
 
@@ -96,6 +115,7 @@ def load_tenant(
     domains: bool = False,
 ) -> Tenant:
     """Find a tenant by id or slug; invisible tenants are 'not found'."""
+    validate_id(ref, "tenant", "tenant")
     tenant = repo.get_tenant(tx.conn, ref, domains=domains)
     if tenant is None:
         raise NotFound("tenant not found")
@@ -135,14 +155,30 @@ def change_policy(
     with app.tx() as tx:
         tenant = load_tenant(tx, actor, tenant_ref, Intent.POLICY_CHANGE, domains=True)
         if expected_version is not None and expected_version != tenant.version:
-            raise Conflict("the policy changed since you read it; reload and try again")
+            # The current version (and whether the lockbox is on) go with the refusal, as
+            # for requests, so a client can show what changed and retry with that ETag.
+            raise Conflict(
+                f"the policy is at version {tenant.version}, not {expected_version}; "
+                "reload it and try again",
+                state="enabled" if tenant.policy.enabled else "disabled",
+                version=tenant.version,
+            )
         new_policy = tenant.policy.with_changes(**changes)
         before, after = tenant.policy.as_dict(), new_policy.as_dict()
         diff = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
         if not diff:
             return tenant
+        step_up.require_recent(actor, tx.now, "change the lockbox policy")
         updated = replace(tenant, policy=new_policy, version=tenant.version + 1)
-        repo.update_tenant(tx.conn, updated, tenant.version)
+        try:
+            repo.update_tenant(tx.conn, updated, tenant.version)
+        except Conflict as exc:  # a concurrent change committed between our read and write
+            winner = repo.get_tenant(tx.conn, tenant.id)
+            raise Conflict(
+                exc.message,
+                state="enabled" if winner is None or winner.policy.enabled else "disabled",
+                version=winner.version if winner is not None else tenant.version + 1,
+            ) from exc
         tx.audit(
             tenant_id=tenant.id, actor=actor, operation="policy.changed", details={"changes": diff}
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lockbox.domain import text
+from lockbox.domain.audit import PROVIDER_CHAIN
 from lockbox.domain.errors import (
     AuthenticationFailed,
     NotFound,
@@ -21,8 +22,8 @@ from lockbox.domain.errors import (
     ValidationError,
     present,
 )
-from lockbox.domain.ids import new_id
-from lockbox.domain.instants import format_optional
+from lockbox.domain.ids import new_id, validate_id
+from lockbox.domain.instants import format_optional, optional_utc_instant
 from lockbox.domain.permissions import Intent, allows, authorize
 from lockbox.domain.roles import ActorKind, Principal
 from lockbox.service.app import Lockbox
@@ -58,6 +59,7 @@ def create_token(
     expires_at: datetime | None = None,
 ) -> IssuedToken:
     clean_name = text.required_text(name, "name", max_len=text.NAME_MAX, multiline=False)
+    expires_at = optional_utc_instant(expires_at, "expires_at")
     with app.tx() as tx:
         owner = load_user(tx, actor, _owner_ref(actor, user), Intent.USER_VIEW)
         if owner.id != actor.id and not allows(actor, Intent.CREDENTIAL_ISSUE, owner.tenant_id):
@@ -66,8 +68,6 @@ def create_token(
                 "API tokens are created by their owner; the user signs in and creates their own"
             )
         if expires_at is not None:
-            if expires_at.tzinfo is None:
-                raise ValidationError("expires_at", "must include a time zone")
             if expires_at <= tx.now:
                 raise ValidationError("expires_at", "must be in the future")
             if expires_at - tx.now > MAX_LIFETIME:
@@ -84,19 +84,19 @@ def create_token(
             token_hash=digest(secret),
         )
         store.insert_token(tx.conn, row)
-        if owner.tenant_id:
-            # A customer sees every credential issued for its people (never the secret).
-            tx.audit(
-                tenant_id=owner.tenant_id,
-                actor=actor,
-                operation="token.created",
-                details={
-                    "token_id": row.id,
-                    "user_id": owner.id,
-                    "name": row.name,
-                    "expires_at": format_optional(expires_at),
-                },
-            )
+        # A customer sees every credential issued for its people (never the secret); staff
+        # credentials are in the provider's own chain.
+        tx.audit(
+            tenant_id=owner.tenant_id or PROVIDER_CHAIN,
+            actor=actor,
+            operation="token.created",
+            details={
+                "token_id": row.id,
+                "user_id": owner.id,
+                "name": row.name,
+                "expires_at": format_optional(expires_at),
+            },
+        )
     return IssuedToken(row=row, secret=secret)
 
 
@@ -114,6 +114,7 @@ def _owner_ref(actor: Principal, user: str | None) -> str:
 
 
 def revoke_token(app: Lockbox, actor: Principal, token_id: str) -> TokenRow:
+    validate_id(token_id, "token", "token_id")
     with app.tx() as tx:
         row = store.by_id(tx.conn, token_id)
         if row is None:
@@ -131,9 +132,9 @@ def revoke_token(app: Lockbox, actor: Principal, token_id: str) -> TokenRow:
         revoked_now = store.revoke(tx.conn, row.id, tx.now)
         refreshed = present(store.by_id(tx.conn, row.id), "the revoked token")
         holder = repo.get_user(tx.conn, row.user_id)
-        if holder is not None and holder.tenant_id and revoked_now:
+        if holder is not None and revoked_now:
             tx.audit(
-                tenant_id=holder.tenant_id,
+                tenant_id=holder.tenant_id or PROVIDER_CHAIN,
                 actor=actor,
                 operation="token.revoked",
                 details={"token_id": row.id, "user_id": holder.id},

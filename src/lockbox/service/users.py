@@ -7,14 +7,15 @@ from dataclasses import replace
 from sqlalchemy.exc import IntegrityError
 
 from lockbox.domain import text
+from lockbox.domain.audit import PROVIDER_CHAIN
 from lockbox.domain.errors import AlreadyExists, NotFound, ValidationError
-from lockbox.domain.ids import new_id
+from lockbox.domain.ids import new_id, validate_ref
 from lockbox.domain.permissions import Intent, authorize, list_scope
 from lockbox.domain.policy import validate_email
 from lockbox.domain.roles import Principal, Side
 from lockbox.domain.tenant import Tenant
 from lockbox.domain.user import User, check_roles, parse_roles, side_of
-from lockbox.service import grant_feed, passwords
+from lockbox.service import grant_feed, passwords, step_up
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.tenants import load_tenant
 from lockbox.store import repositories as repo
@@ -68,13 +69,13 @@ def create_user(
             raise AlreadyExists(
                 f"a user with e-mail {clean_email} already exists", field="email"
             ) from None
-        if tenant_id:
-            tx.audit(
-                tenant_id=tenant_id,
-                actor=actor,
-                operation="user.created",
-                details={"user_id": user.id, "email": user.email, "roles": sorted(parsed)},
-            )
+        # Staff go to the provider's own chain (issue #12): who could act is audited too.
+        tx.audit(
+            tenant_id=tenant_id or PROVIDER_CHAIN,
+            actor=actor,
+            operation="user.created",
+            details={"user_id": user.id, "email": user.email, "roles": sorted(parsed)},
+        )
     return user
 
 
@@ -104,6 +105,7 @@ def _domain_rule(tenant: Tenant | None) -> str:
 
 
 def load_user(tx: Tx, actor: Principal, ref: str, intent: Intent = Intent.USER_VIEW) -> User:
+    validate_ref(ref, "user")
     user = repo.get_user(tx.conn, ref)
     if user is None:
         raise NotFound("user not found")
@@ -132,22 +134,22 @@ def set_roles(app: Lockbox, actor: Principal, user_ref: str, roles: list[str]) -
         user = load_user(tx, actor, user_ref, Intent.USER_MANAGE)
         # load_user lets anyone read themselves; changing one's own roles needs the right too.
         authorize(actor, Intent.USER_MANAGE, kind="user", tenant_id=user.tenant_id)
+        step_up.require_recent(actor, tx.now, "change someone's roles")
         if parsed and side_of(parsed) is not user.side:
             raise ValidationError("roles", f"a {user.side.value} user cannot hold these roles")
         check_roles(user.side, user.tenant_id, parsed)
         repo.set_roles(tx.conn, user.id, parsed)
         grant_feed.on_user_change(tx, user, replace(user, roles=parsed))
-        if user.tenant_id:
-            tx.audit(
-                tenant_id=user.tenant_id,
-                actor=actor,
-                operation="user.roles_changed",
-                details={
-                    "user_id": user.id,
-                    "from": sorted(user.roles),
-                    "to": sorted(parsed),
-                },
-            )
+        tx.audit(
+            tenant_id=user.tenant_id or PROVIDER_CHAIN,
+            actor=actor,
+            operation="user.roles_changed",
+            details={
+                "user_id": user.id,
+                "from": sorted(user.roles),
+                "to": sorted(parsed),
+            },
+        )
     return replace(user, roles=parsed)
 
 
@@ -158,18 +160,18 @@ def set_active(app: Lockbox, actor: Principal, user_ref: str, active: bool) -> U
         authorize(actor, Intent.USER_MANAGE, kind="user", tenant_id=user.tenant_id)
         repo.set_user_active(tx.conn, user.id, active)
         grant_feed.on_user_change(tx, user, replace(user, active=active))
-        if user.tenant_id:
-            tx.audit(
-                tenant_id=user.tenant_id,
-                actor=actor,
-                operation="user.activated" if active else "user.deactivated",
-                details={"user_id": user.id},
-            )
+        tx.audit(
+            tenant_id=user.tenant_id or PROVIDER_CHAIN,
+            actor=actor,
+            operation="user.activated" if active else "user.deactivated",
+            details={"user_id": user.id},
+        )
     return replace(user, active=active)
 
 
 def principal_for(app: Lockbox, ref: str) -> Principal:
     """The principal of a user by id or e-mail (the local CLI's ``--as``)."""
+    validate_ref(ref, "user")
     with app.read() as tx:
         user = repo.get_user(tx.conn, ref)
     if user is None or not user.active:

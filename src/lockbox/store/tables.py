@@ -171,6 +171,78 @@ web_sessions = Table(
     Column("client_ip", String(64), nullable=True),
     Column("user_agent", String(200), nullable=True),
     Column("flash", JSON, nullable=True),  # messages to show on the next page
+    # How the person proved who they are (issue #13): the identity provider's issuer for
+    # single sign-on; the stage of a sign-in not finished yet (None: a full session;
+    # "second_factor": password checked, code or passkey to come; "enrol": must enrol a
+    # second factor before acting); an action confirmed before a step-up, to replay.
+    Column("auth_provider", String(500), nullable=True),
+    Column("stage", String(16), nullable=True),
+    Column("pending_action", JSON, nullable=True),
+)
+
+sign_in_settings = Table(
+    "sign_in_settings",
+    metadata,
+    # How the people of one scope sign in: "provider" (staff) or a tenant's id. Single
+    # sign-on through the organisation's OpenID Connect provider, and the rules on top.
+    Column("scope", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=True, unique=True),
+    Column("sso_enabled", Boolean, nullable=False),
+    Column("issuer", String(500), nullable=True),
+    Column("client_id", String(200), nullable=True),
+    # Write-only: needed to redeem codes at the provider, never shown or logged again.
+    Column("client_secret", String(500), nullable=True),
+    Column("email_domains", JSON, nullable=False),
+    Column("groups_claim", String(100), nullable=False),
+    Column("role_map", JSON, nullable=False),  # group -> [role, ...]
+    Column("jit", Boolean, nullable=False),
+    Column("require_sso", Boolean, nullable=False),
+    Column("require_second_factor", Boolean, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(40), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+second_factors = Table(
+    "second_factors",
+    metadata,
+    # A person's authenticator apps (TOTP) and passkeys (WebAuthn credentials).
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # totp | passkey
+    Column("name", String(100), nullable=False),
+    Column("secret", String(100), nullable=True),  # TOTP: the shared secret (base32)
+    Column("credential_id", String(400), nullable=True, unique=True),  # passkey (base64url)
+    Column("public_key", Text, nullable=True),  # passkey: COSE public key (base64url)
+    Column("sign_count", Integer, nullable=False),
+    Column("last_step", Integer, nullable=True),  # TOTP: last time step accepted (no reuse)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    # One-time codes for a lost authenticator: only their SHA-256 (they carry 80 random bits).
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+)
+
+auth_flows = Table(
+    "auth_flows",
+    metadata,
+    # A sign-in step in flight: an OpenID Connect round trip (state, nonce, PKCE verifier)
+    # or a WebAuthn challenge. The browser holds a random handle, the row its SHA-256.
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # oidc | webauthn
+    Column("scope", ID, nullable=True),
+    Column("session_id", ID, nullable=True),
+    Column("data", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
 
 signin_throttle = Table(
@@ -251,7 +323,8 @@ audit_events = Table(
     "audit_events",
     metadata,
     Column("id", ID, primary_key=True),
-    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    # The chain: a tenant's id, or ``provider`` for the provider's own actions (0005).
+    Column("tenant_id", ID, ForeignKey("audit_heads.tenant_id"), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("actor_id", String(40), nullable=False),
@@ -269,9 +342,47 @@ audit_events = Table(
 audit_heads = Table(
     "audit_heads",
     metadata,
-    Column("tenant_id", ID, ForeignKey("tenants.id"), primary_key=True),
+    # One row per chain, the registry of chains: each tenant's (created with the tenant)
+    # and the provider's own (``provider``, created by migration 0005). Records and
+    # checkpoints refer to it.
+    Column("tenant_id", ID, primary_key=True),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    # Signed statements "(chain, seq, hash) at time T" (issue #12): the signature is over
+    # the canonical statement rebuilt from these columns (docs/audit.md).
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("audit_heads.tenant_id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kid", String(64), ForeignKey("signing_keys.kid"), nullable=False),
+    Column("signature", String(100), nullable=False),  # base64 of 64 bytes
+    Column("reason", String(16), nullable=False),  # decision | hourly | daily | export | manual
+    Index("ix_audit_checkpoints_tenant_seq", "tenant_id", "seq"),
+    Index("ix_audit_checkpoints_tenant_at", "tenant_id", "at"),
+)
+
+decision_receipts = Table(
+    "decision_receipts",
+    metadata,
+    # Signed receipts of decisions on access. ``payload`` holds the canonical statement as
+    # signed; no foreign key to the audit record it names, so tampering with the log never
+    # has to get past the receipts (and cannot hide behind them either).
+    Column("id", ID, primary_key=True),
+    Column("request_id", ID, ForeignKey("access_requests.id"), nullable=False),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("audit_seq", Integer, nullable=False),  # its record's place in the tenant's chain
+    Column("kid", String(64), ForeignKey("signing_keys.kid"), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("signature", String(100), nullable=False),
+    Index("ix_decision_receipts_request_seq", "request_id", "audit_seq"),
 )
 
 outbox = Table(
@@ -344,6 +455,8 @@ signing_keys = Table(
     "signing_keys",
     metadata,
     Column("kid", String(64), primary_key=True),
+    # What the key signs: ``access`` tokens, or ``audit`` checkpoints and receipts (0005).
+    Column("purpose", String(16), nullable=False),
     Column("algorithm", String(16), nullable=False),
     Column("private_pem", Text, nullable=False),
     Column("public_jwk", JSON, nullable=False),

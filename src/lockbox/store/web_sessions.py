@@ -27,6 +27,9 @@ class SessionRow:
     client_ip: str | None
     user_agent: str | None
     flash: list[Any] | None
+    auth_provider: str | None = None
+    stage: str | None = None  # None: a full session; "second_factor" | "enrol": not yet
+    pending_action: dict[str, Any] | None = None
 
     def __repr__(self) -> str:  # the digest and CSRF secret stay out of logs and tracebacks
         return f"SessionRow(id={self.id!r}, user_id={self.user_id!r})"

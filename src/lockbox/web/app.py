@@ -23,6 +23,8 @@ from lockbox.web.rendering import STATIC_DIR, STATIC_FILES, static_version
 #: Page modules, in the order their routes are matched.
 PAGE_MODULES: list[str] = [
     "pages_auth",
+    "pages_signin",
+    "pages_security",
     "pages_requests",
     "pages_portal",
     "pages_tenant",

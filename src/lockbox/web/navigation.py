@@ -34,6 +34,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("policy", "Policy", "/policy", frozenset({Role.TENANT_ADMIN})),
     Section("users", "People", "/users", frozenset({Role.TENANT_ADMIN})),
     Section("webhooks", "Webhooks", "/webhooks", frozenset({Role.TENANT_ADMIN})),
+    Section("sign-in", "Sign-in", "/sign-in", frozenset({Role.TENANT_ADMIN})),
+    Section("sessions", "Sessions", "/sessions", frozenset({Role.TENANT_ADMIN})),
     Section("audit", "Audit log", "/audit", frozenset({Role.TENANT_ADMIN, Role.AUDITOR})),
     Section("tenants", "Tenants", "/admin/tenants", frozenset({Role.PROVIDER_ADMIN})),
     Section("staff", "Staff", "/admin/users", frozenset({Role.PROVIDER_ADMIN})),

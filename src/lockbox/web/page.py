@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated, Any, Final
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
@@ -79,6 +79,8 @@ class Page:
     session: WebSession | None
     now: datetime
     _flashes: list[tuple[str, str]] = field(default_factory=list)
+    #: A sign-in waiting for its second factor (password checked): not signed in yet.
+    partial: WebSession | None = None
 
     # -- who -----------------------------------------------------------------------------
 
@@ -216,19 +218,41 @@ def get_page(request: Request) -> Page:
     app = get_lockbox(request)
     settings: Settings = getattr(request.app.state, "settings", None) or get_settings()
     policy = sessions.SessionPolicy.from_settings(settings)
-    session = None
+    session = partial = None
     secret = security.read_session_cookie(request)
     if secret:
         try:
-            session = sessions.authenticate(app, secret, policy)
+            session = sessions.authenticate(app, secret, policy, stages=_STAGES)
         except errors.AuthenticationFailed:
             request.state.stale_session = True
-    return Page(request=request, app=app, settings=settings, session=session, now=app.now())
+        if session is not None and session.row.stage == "second_factor":
+            session, partial = None, session
+    return Page(
+        request=request,
+        app=app,
+        settings=settings,
+        session=session,
+        now=app.now(),
+        partial=partial,
+    )
+
+
+_STAGES: Final = frozenset({"second_factor", "enrol"})
+#: What someone who must enrol a second factor may still open (everything else sends them
+#: to enrol: their session acts with no role until then, see ``sessions._web_session``).
+_ENROL_PATHS: Final = ("/account", "/signout", "/reauth")
+
+
+class EnrolmentRequired(errors.PermissionDenied):
+    code = "enrolment_required"
+    title = "Add a second factor first"
 
 
 def require_session(page: Annotated[Page, Depends(get_page)]) -> Page:
     if page.session is None:
         raise errors.AuthenticationFailed("please sign in")
+    if page.session.row.stage == "enrol" and not page.request.url.path.startswith(_ENROL_PATHS):
+        raise EnrolmentRequired("your organisation asks you to add a second factor first")
     return page
 
 
@@ -252,7 +276,9 @@ _ERROR_PAGES: dict[type[errors.LockboxError], tuple[int, str]] = {
 
 
 def error_page(request: Request, exc: errors.LockboxError) -> Response:
-    if isinstance(exc, errors.AuthenticationFailed):
+    if isinstance(exc, EnrolmentRequired):
+        return RedirectResponse("/account/security?enrol=1", status_code=303)
+    if isinstance(exc, errors.AuthenticationFailed) and not isinstance(exc, errors.SignInRefused):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         response: Response = RedirectResponse(
             f"/signin?next={quote(target, safe='')}", status_code=303
@@ -287,6 +313,8 @@ class PageRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
+            except errors.StepUpRequired as exc:
+                return await step_up(request, exc)
             except errors.LockboxError as exc:
                 return error_page(request, exc)
 
@@ -295,3 +323,60 @@ class PageRoute(APIRoute):
 
 def not_found_page(request: Request) -> Response:
     return error_page(request, errors.NotFound("there is no such page"))
+
+
+# -- step-up: keep the confirmed form, ask again, then carry it out ----------------------------
+
+
+async def step_up(request: Request, exc: errors.StepUpRequired) -> Response:
+    """The service asked for a fresh sign-in: keep the form the person confirmed (minus its
+    CSRF token) with their session and send them to re-authenticate; :func:`replay` carries
+    it out afterwards, so they need not confirm twice."""
+    page = get_page(request)
+    if page.session is None or request.method != "POST":
+        return error_page(request, errors.PermissionDenied(exc.message))
+    form = await request.form()
+    fields = [
+        [str(k), str(v)] for k, v in form.multi_items() if k != "csrf_token" and isinstance(v, str)
+    ]
+    sessions.keep_pending_action(page.app, page.session, request.url.path, fields)
+    return RedirectResponse("/reauth", status_code=303)
+
+
+async def replay(request: Request, page: Page, session: WebSession) -> Response:
+    """Carry out the action kept by :func:`step_up`, now that the sign-in is fresh.
+
+    The kept form goes through the whole application again as a POST of this session
+    (its CSRF token added), so exactly the same handler and service checks run: a
+    request that changed meanwhile still gets the "this has changed" page.
+    """
+    import httpx
+
+    action = sessions.take_pending_action(page.app, session)
+    if action is None:
+        return page.redirect(
+            navigation.home(session.principal),
+            flash=("success", "Thank you: you can go on with what you were doing."),
+        )
+    fields = [(str(k), str(v)) for k, v in action.get("fields", [])]
+    fields.append(("csrf_token", session.row.csrf_secret))
+    cookie = request.headers.get("cookie", "")
+    client = (request.client.host, request.client.port) if request.client else ("127.0.0.1", 0)
+    transport = httpx.ASGITransport(app=request.app, client=client)
+    base = f"{request.url.scheme}://{request.url.netloc}"
+    async with httpx.AsyncClient(transport=transport, base_url=base) as inner:
+        answer = await inner.post(
+            str(action.get("path", "/")),
+            content=urlencode(fields).encode(),
+            headers={
+                "cookie": cookie,
+                "user-agent": request.headers.get("user-agent", ""),
+                "content-type": "application/x-www-form-urlencoded",
+            },
+        )
+    headers = {
+        k: v
+        for k, v in answer.headers.items()
+        if k.lower() not in ("content-length", "content-encoding", "transfer-encoding")
+    }
+    return Response(answer.content, status_code=answer.status_code, headers=headers)

@@ -32,9 +32,10 @@ from starlette.responses import Response
 
 from lockbox.domain import errors
 from lockbox.domain.audit import AuditRecord, ChainReport
+from lockbox.domain.checkpoints import Checkpoint
 from lockbox.domain.ids import PREFIXES
 from lockbox.domain.roles import Role
-from lockbox.service import audit, people, tenants
+from lockbox.service import audit, checkpoints, people, tenants
 from lockbox.service.people import Person
 from lockbox.web.page import ROLE_LABELS, Page, PageRoute, SignedInPage
 from lockbox.web.rendering import localtime, resolve_zone, state_style
@@ -531,6 +532,7 @@ def audit_log(page: SignedInPage) -> Response:
         status=422 if problems else 200,
         tenant=tenant,
         verification=verification(report),
+        checkpoint=_checkpoint(page, tenant_id),
         filters=filters,
         errors=problems,
         records=record_views(page, records),
@@ -539,6 +541,28 @@ def audit_log(page: SignedInPage) -> Response:
         next_url=filters.url(next_after) if next_after is not None else None,
         first_url=filters.url() if filters.after else None,
         default_limit=DEFAULT_LIMIT,
+    )
+
+
+def _checkpoint(page: Page, tenant_id: str) -> Checkpoint | None:
+    """The chain's latest signed checkpoint, shown with the log (issue #12)."""
+    found = checkpoints.latest(page.app, page.actor, tenant_id)
+    return found.checkpoint if found else None
+
+
+@router.get("/audit/checkpoint.json")
+def checkpoint_json(page: SignedInPage) -> Response:
+    """The latest signed checkpoint, as the file to keep."""
+    tenant_id = _tenant_id(page)
+    with _auditors_only():
+        found = checkpoints.latest(page.app, page.actor, tenant_id)
+    if found is None:
+        raise errors.NotFound("there is no signed checkpoint of this log yet")
+    name = f"checkpoint-{found.checkpoint.seq}.json"
+    return Response(
+        json.dumps(found.checkpoint.document(), indent=2, ensure_ascii=False) + "\n",
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

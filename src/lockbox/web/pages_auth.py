@@ -65,7 +65,12 @@ def signin_form(page: AnyPage, next: str | None = None, notice: str | None = Non
     if notice in _NOTICES:
         page.flash_now("info", _NOTICES[notice])
     return page.render(
-        "auth/signin.html", title="Sign in", email="", errors={}, next=_safe_next(next) or ""
+        "auth/signin.html",
+        title="Sign in",
+        email="",
+        sso_email="",
+        errors={},
+        next=_safe_next(next) or "",
     )
 
 
@@ -94,25 +99,24 @@ async def signin(page: AnyPage) -> Response:
         except errors.RateLimited as exc:
             problems["_throttled"] = exc.message[:1].upper() + exc.message[1:] + "."
             status = 429
+        except errors.SignInRefused as exc:
+            problems["_sso"] = exc.message[:1].upper() + exc.message[1:] + "."
+            status = 403
         except errors.AuthenticationFailed:
             problems["_wrong"] = "The e-mail address or the password is wrong."
             status = 401
         else:
-            home = navigation.home(signed_in.session.principal)
-            done = RedirectResponse(target or home, status_code=303)
-            # A brand-new session id, whatever cookie came in (a stale session is replaced).
-            security.set_session_cookie(
-                done,
-                signed_in.secret,
-                secure=page.secure,
-                max_age=int(page.settings.session_max_hours * 3600),
-            )
-            return done
+            from lockbox.web.pages_signin import _signed_in
+
+            # A brand-new session id, whatever cookie came in (a stale session is replaced);
+            # a second factor or an enrolment may come first.
+            return _signed_in(page, signed_in, target)
     response = page.render(
         "auth/signin.html",
         title="Sign in",
         status=status,
         email=email,
+        sso_email=email if status == 403 else "",
         errors=problems,
         next=target or "",
     )

@@ -16,6 +16,7 @@ Post/Redirect/Get with a message saying what happened.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -37,7 +38,7 @@ from lockbox.domain.resources import AccessLevel
 from lockbox.domain.roles import Principal, Role, Side
 from lockbox.domain.tenant import Tenant
 from lockbox.domain.text import COMMENT_MAX
-from lockbox.service import access, cases, people, requests, tenants
+from lockbox.service import access, cases, people, receipts, requests, tenants
 from lockbox.service.app import Lockbox
 from lockbox.service.people import Person
 from lockbox.service.requests import RequestView
@@ -599,6 +600,15 @@ def _section(page: Page) -> str:
     return "approvals" if page.has(*_DECIDERS) else "requests"
 
 
+#: How the request page names each kind of signed receipt.
+RECEIPT_LABELS: Final = {
+    "approve": "Approval",
+    "deny": "Denial",
+    "revoke": "Revocation",
+    "auto_approve": "Approval without the customer (lockbox off)",
+}
+
+
 def _detail(page: Page, item: Item, *, status: int = 200, **extra: Any) -> Response:
     context: dict[str, Any] = {"errors": {}, "review_comment": ""}
     context.update(extra)
@@ -611,7 +621,24 @@ def _detail(page: Page, item: Item, *, status: int = 200, **extra: Any) -> Respo
         status_text=status_line(item, page.settings.provider_name),
         comment_max=COMMENT_MAX,
         can_read_audit=allows(page.actor, Intent.AUDIT_READ, item.request.tenant_id),
+        receipts=[
+            {"id": r.id, "what": RECEIPT_LABELS.get(r.kind, r.kind), "at": r.at}
+            for r in receipts.for_request(page.app, page.actor, item.request.id)
+        ],
         **context,
+    )
+
+
+@router.get("/requests/{request_id:request_id}/receipts/{receipt_id}")
+def receipt_download(request_id: str, receipt_id: str, page: SignedInPage) -> Response:
+    """A decision's signed receipt, as the file to keep (docs/audit.md says how to check it)."""
+    found = receipts.get_receipt(page.app, page.actor, receipt_id)
+    if found.request_id != request_id:
+        raise errors.NotFound("receipt not found")
+    return Response(
+        json.dumps(found.document(), indent=2, ensure_ascii=False) + "\n",
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="receipt-{found.id}.json"'},
     )
 
 

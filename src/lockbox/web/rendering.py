@@ -40,7 +40,7 @@ PACKAGE_DIR: Final = Path(__file__).parent
 TEMPLATES_DIR: Final = PACKAGE_DIR / "templates"
 STATIC_DIR: Final = PACKAGE_DIR / "static"
 #: The files under ``static/`` that pages link to; their hash is the cache-busting version.
-STATIC_FILES: Final = ("lockbox.css", "lockbox.js")
+STATIC_FILES: Final = ("lockbox.css", "lockbox.js", "passkeys.js")
 #: Cookie the script sets with the browser's IANA zone when the person chose none.
 TZ_COOKIE: Final = "lockbox_tz"
 
