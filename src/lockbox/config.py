@@ -92,8 +92,9 @@ class Settings(BaseSettings):
     signin_ip_limit: int = Field(default=20, ge=1, le=100000)
     signin_window_minutes: int = Field(default=15, ge=1, le=24 * 60)
     signin_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
-    #: Approving, revoking, changing the policy or roles through a session needs a sign-in
-    #: (or a re-authentication) at most this old; API tokens are not sessions and not subject.
+    #: Approving, revoking, changing the policy or roles, removing a second factor or making
+    #: new recovery codes through a session needs a sign-in (or a re-authentication) at most
+    #: this old; API tokens are not sessions and not subject.
     step_up_seconds: int = Field(default=300, ge=10, le=24 * 3600)
 
     # -- the grant feed (resource services) --

@@ -18,11 +18,22 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
+from lockbox.api import problems
 from lockbox.api.app import create_app
 from lockbox.config import Settings
 from lockbox.domain import errors
 from lockbox.domain.roles import Principal
-from lockbox.service import audit, cases, factors, passwords, requests, sso, tenants, users
+from lockbox.service import (
+    audit,
+    cases,
+    factors,
+    passwords,
+    requests,
+    sso,
+    step_up,
+    tenants,
+    users,
+)
 from tests.api.conftest import auth, token_for
 from tests.browser import harness
 from tests.conftest import World
@@ -392,3 +403,163 @@ def test_stale_session_approval_is_kept_and_replayed_after_reauthentication(
     assert (
         len(requests.get_request(world.app, world.contoso_approver, rid).request.approvals()) == 1
     )
+
+
+# -- step-up: the API's answer, and second factors -------------------------------------------
+
+
+def test_step_up_refusal_is_a_401_with_an_rfc9470_challenge(world: World) -> None:
+    """A client acting for a stale session learns what to do: sign in again, then repeat."""
+    stale = replace(
+        world.contoso_approver,
+        credential="session:ses_x",
+        auth_time=world.clock.now() - timedelta(minutes=6),
+        auth_method="password",
+    )
+    api = create_app(world.app)
+
+    def act() -> None:
+        step_up.require_recent(stale, world.clock.now(), "approve or deny access")
+
+    api.add_api_route("/v1/test-step-up", act, methods=["POST"])
+    with TestClient(api) as client:
+        r = client.post("/v1/test-step-up")
+    assert r.status_code == 401
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.headers["www-authenticate"] == (
+        'Bearer error="insufficient_user_authentication", '
+        'error_description="A more recent authentication is required", max_age="300"'
+    )
+    body = r.json()
+    assert body["type"] == "urn:lockbox:problem:step_up_required"
+    assert body["status"] == 401 and body["max_age"] == 300
+    assert body["detail"].startswith("to approve or deny access, confirm it's you")
+    # An API token is never asked (documented), so the matrix of token calls has no such 401.
+    assert problems.status_of(errors.StepUpRequired) == 401
+
+
+def _stale(world: World, minutes: int = 6) -> Principal:
+    return replace(
+        world.contoso_approver,
+        credential="session:ses_x",
+        auth_time=world.clock.now() - timedelta(minutes=minutes),
+        auth_method="password+totp",
+    )
+
+
+def test_removing_a_factor_or_renewing_recovery_codes_needs_a_fresh_step_up(
+    world: World,
+) -> None:
+    app, me = world.app, world.contoso_approver
+    secret = factors.new_totp_secret()
+    enrolled = factors.enrol_totp(app, me, secret, pyotp.TOTP(secret).at(world.clock.now()))
+    factor_id = enrolled.factor.id
+    first_code = enrolled.recovery_codes[0]
+
+    stale = _stale(world)
+    with pytest.raises(errors.StepUpRequired) as refused:
+        factors.remove_factor(app, stale, factor_id)
+    assert refused.value.max_age == 300 and "remove a second factor" in refused.value.message
+    with pytest.raises(errors.StepUpRequired):
+        factors.new_recovery_codes(app, stale)
+    # Nothing changed: the app and the old codes still work, nothing was audited.
+    assert [f.id for f in factors.list_factors(app, me)] == [factor_id]
+    assert factors.recovery_codes_left(app, me) == 10
+    operations = [
+        r.operation for r in audit.query(app, world.contoso_auditor, "contoso", limit=1000)[0]
+    ]
+    assert "factor.removed" not in operations
+    assert "factor.recovery_codes_renewed" not in operations
+
+    fresh = _stale(world, minutes=4)
+    codes = factors.new_recovery_codes(app, fresh)
+    assert len(codes) == 10 and first_code not in codes
+    assert not factors.use_recovery_code(app, me.id, first_code)  # the old set is gone
+    assert factors.remove_factor(app, fresh, factor_id).id == factor_id
+    assert factors.list_factors(app, me) == []
+    assert factors.recovery_codes_left(app, me) == 0  # no factor left: no codes either
+    records = audit.query(app, world.contoso_auditor, "contoso", limit=1000)[0]
+    removed = [r for r in records if r.operation == "factor.removed"][-1]
+    assert removed.details["authenticated_by"] == "password + TOTP"
+
+
+def _sign_in_with_totp(web: TestClient, totp: pyotp.TOTP, world: World) -> None:
+    token = csrf(web.get("/signin").text)
+    r = web.post(
+        "/signin",
+        data={"email": "paula@contoso.test", "password": PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"].startswith("/signin/second-factor")
+    page = web.get("/signin/second-factor")
+    r = web.post(
+        "/signin/second-factor",
+        data={"csrf_token": csrf(page.text), "code": totp.at(world.clock.now())},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text[:500]
+
+
+def _reauth(web: TestClient, totp: pyotp.TOTP, world: World) -> Any:
+    page = web.get("/reauth")
+    assert "changes how you sign in" in page.text
+    return web.post(
+        "/reauth",
+        data={
+            "csrf_token": csrf(page.text),
+            "password": PASSWORD,
+            "code": totp.at(world.clock.now()),
+        },
+        follow_redirects=False,
+    )
+
+
+def test_factor_pages_ask_to_step_up_then_carry_out_the_change(
+    world: World, web: TestClient
+) -> None:
+    app, me = world.app, world.contoso_approver
+    secret = factors.new_totp_secret()
+    totp = pyotp.TOTP(secret)
+    factor_id = factors.enrol_totp(app, me, secret, totp.at(world.clock.now())).factor.id
+    world.clock.advance(timedelta(minutes=1))
+    _sign_in_with_totp(web, totp, world)
+
+    # New recovery codes from an old sign-in: kept, asked again, then shown.
+    world.clock.advance(timedelta(minutes=6))
+    page = web.get("/account/security")
+    r = web.post(
+        "/account/security/recovery-codes",
+        data={"csrf_token": csrf(page.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/reauth"
+    assert factors.recovery_codes_left(app, me) == 10
+    r = _reauth(web, totp, world)
+    assert r.status_code == 200, r.text[:500]
+    assert 'data-testid="recovery-codes"' in r.text
+    assert "New recovery codes" in r.text
+
+    # Removing the app from an old sign-in: the same, and the app no longer works after.
+    world.clock.advance(timedelta(minutes=6))
+    page = web.get("/account/security")
+    r = web.post(
+        f"/account/security/factors/{factor_id}/remove",
+        data={"csrf_token": csrf(page.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/reauth"
+    assert [f.id for f in factors.list_factors(app, me)] == [factor_id]
+    r = _reauth(web, totp, world)
+    assert r.status_code == 303 and r.headers["location"] == "/account/security", r.text[:500]
+    assert factors.list_factors(app, me) == []
+    assert "is removed" in web.get("/account/security").text
+    records = audit.query(app, world.contoso_auditor, "contoso", limit=1000)[0]
+    changed = [
+        (r.operation, r.details.get("authenticated_by"))
+        for r in records
+        if r.operation in ("factor.recovery_codes_renewed", "factor.removed")
+    ]
+    assert changed == [
+        ("factor.recovery_codes_renewed", "password + TOTP"),
+        ("factor.removed", "password + TOTP"),
+    ]

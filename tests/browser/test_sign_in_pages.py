@@ -127,6 +127,87 @@ def approve_through_pages(page: Page, site: Site, rid: str) -> None:
     page.wait_for_load_state()
 
 
+def test_sso_reference_scenario_configured_in_the_pages_then_an_approval(
+    browser: Browser, site: Site, idp: MockProvider
+) -> None:
+    """The SSO reference scenario, every step through the pages: the tenant admin sets up
+    single sign-on against a real OpenID Connect provider, a new approver signs in through
+    it (their account created from their groups), approves, and the audit log says so."""
+    rid = site.pending_approval()
+    idp.set_user(
+        "nina",
+        email="nina@contoso.example",
+        email_verified=True,
+        name="Nina Nakamura",
+        groups=["lockbox-approvers", "everyone"],
+    )
+
+    # 1. Ines, tenant admin, configures single sign-on on the tenant's Sign-in page.
+    with signed_in(browser, site, "CONTOSO_TENANT_ADMIN") as ines:
+        page = ines.page
+        ines.goto("/sign-in")
+        callback = page.get_by_test_id("callback").inner_text()
+        assert callback == f"{site.base_url}/sso/callback"
+        page.get_by_label("Let people sign in with your organisation").check()
+        page.get_by_label("Issuer").fill(idp.issuer)
+        page.get_by_label("Client ID").fill("lockbox-contoso")
+        page.get_by_label("Client secret").fill("not-a-real-secret")
+        page.get_by_label("Groups and roles").fill("lockbox-approvers = approver")
+        page.get_by_label("Create an account at first sign-in").check()
+        page.get_by_role("button", name="Save sign-in settings").click()
+        page.wait_for_load_state()
+        assert page.url.endswith("/sign-in")
+        assert "Single sign-on is on" in page.locator(".flash").first.inner_text()
+        assert "A secret is set. Leave this empty to keep it" in page.locator("main").inner_text()
+        assert "not-a-real-secret" not in page.content()  # write-only
+        check_page(ines, "sso-tenant-sign-in-settings")
+    admin = replace(site.principal("CONTOSO_TENANT_ADMIN"), credential="local-cli")
+    saved = sso.get_config(site.app, admin, "contoso")
+    assert saved.sso_enabled and saved.jit and saved.issuer == idp.issuer
+    assert saved.role_map == {"lockbox-approvers": ["approver"]}
+    changed = [r for r in ops(site) if r.operation == "sign_in.settings_changed"][-1]
+    assert changed.details["changes"]["client_secret"] == {"from": "(hidden)", "to": "changed"}
+
+    # 2. Nina, new to Lockbox, signs in through her organisation and lands on her queue.
+    with harness.person(browser, site.base_url, name="nina") as nina:
+        page = nina.page
+        nina.goto("/signin")
+        assert page.get_by_role("button", name="Continue with single sign-on").is_visible()
+        check_page(nina, "sso-signin-page")
+        sso_sign_in(page, site, "nina@contoso.example", "nina")
+        assert page.url.endswith("/approvals"), page.url
+        assert "Nina Nakamura" in page.locator("header").inner_text()
+        created = users.get_user(site.app, Principal.operator(), "nina@contoso.example")
+        assert {r.value for r in created.roles} == {"approver"}
+        signed = [r for r in ops(site) if r.operation == "session.signed_in"][-1]
+        assert signed.actor_id == created.id
+        assert signed.details["method"] == "sso" and signed.details["provider"] == idp.issuer
+        assert any(
+            r.operation == "user.provisioned" and r.details.get("user_id") == created.id
+            for r in ops(site)
+        )
+
+        # 3. She approves the pending request: a fresh sign-in, so no step-up.
+        approve_through_pages(page, site, rid)
+        assert page.url.endswith(f"/requests/{rid}"), page.url
+        assert "Access approved" in page.locator(".flash").first.inner_text()
+        drop_provider_noise(nina, site)
+
+    # 4. The audit log page shows the approval, made through single sign-on.
+    decision = [r for r in ops(site) if r.operation == "request.approve"][-1]
+    assert decision.actor_id == created.id
+    assert decision.details["authenticated_by"] == f"single sign-on ({idp.issuer})"
+    assert decision.details["credential"].startswith("session:")
+    with signed_in(browser, site, "CONTOSO_AUDITOR") as audrey:
+        audrey.goto(f"/audit?request={rid}")
+        row = audrey.page.locator("tbody tr", has_text="request.approve")
+        assert row.count() == 1
+        text = row.inner_text()
+        assert "Nina Nakamura" in text
+        assert f"Authenticated by: single sign-on ({idp.issuer})" in text
+        check_page(audrey, "sso-audit-approval")
+
+
 def test_step_up_through_sso_carries_out_the_approval(
     browser: Browser, site: Site, idp: MockProvider
 ) -> None:
@@ -161,6 +242,13 @@ def test_totp_second_factor_and_step_up(browser: Browser, site: Site) -> None:
         paula.page.wait_for_load_state()
         secret = paula.page.get_by_test_id("totp-secret").inner_text().strip()
         totp = pyotp.TOTP(secret)
+        # The key as a QR code too: inline SVG, named for screen readers, nothing the CSP
+        # blocks (check_page fails on any violation), as wide as a phone allows.
+        qr = paula.page.get_by_role("img", name="QR code of the key")
+        assert qr.evaluate("e => e.tagName.toLowerCase()") == "svg"
+        box = qr.bounding_box()
+        assert box is not None and 150 <= box["width"] <= 260 and box["width"] == box["height"]
+        check_page(paula, "signin-totp-qr")
         paula.page.locator("#f-name").fill("phone")
         paula.page.get_by_label("Code from the app").fill(totp.at(site.clock.now()))
         paula.page.get_by_role("button", name="Add authenticator app").click()

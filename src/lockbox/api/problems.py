@@ -65,6 +65,7 @@ STATUS: dict[type[errors.LockboxError], int] = {
     errors.NotFound: 404,
     errors.PermissionDenied: 403,
     errors.AuthenticationFailed: 401,
+    errors.StepUpRequired: 401,
     errors.InvalidTransition: 409,
     errors.Conflict: 409,
     errors.AlreadyExists: 409,
@@ -126,6 +127,22 @@ def invalid(items: Iterable[tuple[str, str]]) -> JSONResponse:
     return problem(422, errors.ValidationError.code, title, detail, errors=listed)
 
 
+def step_up_challenge(exc: errors.StepUpRequired) -> str:
+    """The RFC 9470 (OAuth 2.0 step-up authentication) challenge of a step-up refusal.
+
+    ``error="insufficient_user_authentication"`` tells a client that the credential is
+    fine but the person's authentication is too old for this action: authenticate again
+    (no older than ``max_age`` seconds), then repeat the request.
+    """
+    challenge = (
+        'Bearer error="insufficient_user_authentication", '
+        'error_description="A more recent authentication is required"'
+    )
+    if exc.max_age is not None:
+        challenge += f', max_age="{int(exc.max_age)}"'
+    return challenge
+
+
 def from_domain(
     exc: errors.LockboxError, *, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
@@ -133,7 +150,9 @@ def from_domain(
         return invalid([(exc.field, exc.message)])
     status = status_for(exc)
     sent = dict(headers or {})
-    if status == 401:
+    if isinstance(exc, errors.StepUpRequired):
+        sent["WWW-Authenticate"] = step_up_challenge(exc)
+    elif status == 401:
         sent["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, errors.RateLimited):
         sent["Retry-After"] = str(exc.retry_after)

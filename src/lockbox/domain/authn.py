@@ -1,8 +1,9 @@
 """How people prove who they are, as rules on plain values (no clock, no I/O).
 
 * **Step-up.** What grants access (deciding a request, revoking access, changing the
-  lockbox policy or someone's roles) needs a proof of presence younger than a few
-  minutes when the person acts through an admin-center session. API tokens are not
+  lockbox policy or someone's roles), and what weakens a person's own sign-in (removing
+  a second factor, renewing recovery codes), needs a proof of presence younger than a
+  few minutes when the person acts through an admin-center session. API tokens are not
   sessions: a token is a standing credential the person created for a script, and a
   step-up prompt could never be answered by it, so tokens are not subject to it.
 * **Strong sign-in.** A password alone is weak; a password with a TOTP code or a

@@ -118,11 +118,16 @@ class RateLimited(LockboxError):
 
 
 class StepUpRequired(LockboxError):
-    """The person's sign-in is too old for this action (approve, revoke, policy, roles):
-    they must prove who they are again. Only sessions get this; API tokens never do."""
+    """The person's sign-in is too old for this action (approve, revoke, policy, roles,
+    second factors): they must prove who they are again, then repeat it. ``max_age`` is
+    how old (in seconds) a sign-in may be. Only sessions get this; API tokens never do."""
 
     code = "step_up_required"
     title = "Confirm it's you"
+
+    def __init__(self, message: str, *, max_age: int | None = None) -> None:
+        super().__init__(message, max_age=max_age)
+        self.max_age = max_age
 
 
 class SignInRefused(AuthenticationFailed):

@@ -1,7 +1,9 @@
 """Second factors: authenticator apps (TOTP), recovery codes and passkeys (WebAuthn).
 
 Only the person enrols or removes their own factors (nobody can hand someone else a
-credential, as for passwords and tokens). TOTP codes are checked against the
+credential, as for passwords and tokens). Removing a factor and renewing recovery codes
+need a recent sign-in (:mod:`lockbox.service.step_up`), as granting access does; adding
+one does not (it only makes the sign-in stronger). TOTP codes are checked against the
 Lockbox clock, one 30-second step either way, and each step is accepted once per
 authenticator, so an overheard code cannot be replayed. Recovery codes carry 80
 random bits, are shown once and stored as SHA-256 digests, and each works once.
@@ -40,6 +42,7 @@ from lockbox.domain.errors import AuthenticationFailed, NotFound, ValidationErro
 from lockbox.domain.ids import new_id
 from lockbox.domain.roles import Principal
 from lockbox.domain.user import User
+from lockbox.service import step_up
 from lockbox.service.app import Lockbox, Tx
 from lockbox.store import repositories as repo
 from lockbox.store import sign_in as store
@@ -186,9 +189,14 @@ def _new_recovery_codes(tx: Tx, user: User) -> tuple[str, ...]:
 
 
 def new_recovery_codes(app: Lockbox, actor: Principal) -> tuple[str, ...]:
-    """A fresh set (the old ones stop working); only for someone with a second factor."""
+    """A fresh set (the old ones stop working); only for someone with a second factor.
+
+    Needs a recent sign-in (step-up): codes that sign in in place of the second factor
+    must not be had from a session someone else finds open.
+    """
     with app.tx() as tx:
         user = _user(tx, actor)
+        step_up.require_recent(actor, tx.now, "make new recovery codes")
         if not store.factors_of(tx.conn, user.id):
             raise ValidationError("recovery_codes", "add an authenticator app or a passkey first")
         codes = _new_recovery_codes(tx, user)
@@ -205,9 +213,14 @@ def use_recovery_code(app: Lockbox, user_id: str, code: str) -> bool:
 
 
 def remove_factor(app: Lockbox, actor: Principal, factor_id: str) -> Factor:
-    """The person removes one of their factors; without any left, recovery codes go too."""
+    """The person removes one of their factors; without any left, recovery codes go too.
+
+    Needs a recent sign-in (step-up), like everything that weakens how the person proves
+    who they are: a session left open must not be enough to strip the second factor.
+    """
     with app.tx() as tx:
         user = _user(tx, actor)
+        step_up.require_recent(actor, tx.now, "remove a second factor")
         factor = store.delete_factor(tx.conn, user.id, factor_id)
         if factor is None:
             raise NotFound("second factor not found")

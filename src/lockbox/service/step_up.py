@@ -1,8 +1,9 @@
 """Step-up: what grants access needs a recent proof of presence, checked in the service.
 
 Adapters cannot skip it: :func:`require_recent` runs inside the use cases that grant
-or take away access (deciding, revoking, the policy, roles), so a page, the API or the
-CLI reach the same check. Only sessions carry an authentication time; API tokens and
+or take away access (deciding, revoking, the policy, roles) and those that weaken how a
+person signs in (removing a second factor, renewing recovery codes), so a page, the API
+or the CLI reach the same check. Only sessions carry an authentication time; API tokens and
 the local CLI are not sessions and are never asked (see :mod:`lockbox.domain.authn`).
 """
 
@@ -24,7 +25,9 @@ def max_age() -> timedelta:
 def require_recent(actor: Principal, now: datetime, what: str) -> None:
     """Refuse with :class:`StepUpRequired` when a session's sign-in is older than allowed."""
     if authn.needs_step_up(actor, now, max_age()):
-        minutes = max(1, int(max_age().total_seconds() // 60))
+        seconds = int(max_age().total_seconds())
+        minutes = max(1, seconds // 60)
         raise StepUpRequired(
-            f"to {what}, confirm it's you: your last sign-in was more than {minutes} min ago"
+            f"to {what}, confirm it's you: your last sign-in was more than {minutes} min ago",
+            max_age=seconds,
         )

@@ -21,6 +21,7 @@ from lockbox.domain.permissions import Intent, allows
 from lockbox.service import factors, sessions, sso, tokens
 from lockbox.web.page import Page, PageRoute, SignedInPage
 from lockbox.web.pages_signin import callback_url, relying_party
+from lockbox.web.rendering import qr_svg
 
 router = APIRouter(route_class=PageRoute)
 
@@ -47,6 +48,7 @@ def _security_page(page: SignedInPage, *, status: int = 200, **extra: Any) -> Re
         "errors": {},
         "totp_secret": None,
         "totp_uri": None,
+        "totp_qr": None,
         "recovery_codes": None,
         "enrol": session.row.stage == "enrol",
     }
@@ -76,10 +78,8 @@ def security(page: SignedInPage, enrol: str | None = None) -> Response:
 
 def _totp_context(page: Page, secret: str) -> dict[str, Any]:
     email = page.session.user.email if page.session else ""
-    return {
-        "totp_secret": secret,
-        "totp_uri": factors.totp_uri(secret, email, f"Lockbox {page.settings.provider_name}"),
-    }
+    uri = factors.totp_uri(secret, email, f"Lockbox {page.settings.provider_name}")
+    return {"totp_secret": secret, "totp_uri": uri, "totp_qr": qr_svg(uri)}
 
 
 @router.post("/account/security/totp/start")

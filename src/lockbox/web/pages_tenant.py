@@ -11,6 +11,10 @@ answer with an empty list instead of a refusal (the people of the tenant).
 
 The one exception to Post/Redirect/Get is a new webhook's signing secret: it exists
 readable only in the answer to the POST that created it, so that answer shows it.
+A webhook's address is always shown through ``webhooks.display_url`` (list, confirmation,
+messages, even right after adding it): receivers often put a credential into the URL
+(``?token=…``, Slack's ``/services/…/<token>``), and a page must not hand it to whoever
+looks at the screen.
 """
 
 from __future__ import annotations
@@ -630,6 +634,7 @@ def _webhooks_page(
         errors=dict(problems or {}),
         event_choices=event_choices(),
         event_words=operation_words,
+        shown_url=webhooks.display_url,
     )
 
 
@@ -664,7 +669,8 @@ async def add_webhook(page: SignedInPage) -> Response:
             field = "events" if exc.field.startswith("events") else "url"
             problems[field] = _message(exc, "Events" if field == "events" else "Endpoint address")
         else:
-            page.flash_now("success", f"The webhook for {created.row.url} is added.")
+            shown = webhooks.display_url(created.row.url)
+            page.flash_now("success", f"The webhook for {shown} is added.")
             return _webhooks_page(page, created=created, status=201)
     return _webhooks_page(page, values=values, problems=problems, status=422)
 
@@ -673,5 +679,6 @@ async def add_webhook(page: SignedInPage) -> Response:
 async def delete_webhook(webhook_id: str, page: SignedInPage) -> Response:
     await page.form()
     hook = webhooks.delete_webhook(page.app, page.actor, webhook_id)
-    note = f"The webhook for {hook.url} is deleted: nothing more is sent to it."
+    shown = webhooks.display_url(hook.url)
+    note = f"The webhook for {shown} is deleted: nothing more is sent to it."
     return page.redirect("/webhooks", flash=("success", note))
