@@ -17,10 +17,17 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import lru_cache
 
 MAX_RESOURCE_LENGTH = 512
 # Same expression as the server's, deliberately: the copies must decide alike.
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9._@+:=~-]{1,200}$")
+# A whole concrete name in one pass: segments of _SEGMENT_RE's characters, none of them
+# '.' or '..'. Only a fast path for is_concrete: it accepts no name that
+# validate_resource(pattern=False) refuses, and whatever it does not accept is decided by
+# validate_resource itself (tests check that the two agree).
+_CONCRETE_SEGMENT = r"(?!\.\.?(?:/|\Z))[A-Za-z0-9._@+:=~-]{1,200}"
+_CONCRETE_RE = re.compile(rf"{_CONCRETE_SEGMENT}(?:/{_CONCRETE_SEGMENT})*")
 
 
 class ScopeError(ValueError):
@@ -49,6 +56,23 @@ class Action(StrEnum):
 def level_allows(level: AccessLevel, action: Action) -> bool:
     """``read`` permits reading; ``read_write`` permits both."""
     return action is Action.READ or level is AccessLevel.READ_WRITE
+
+
+_PERMITTED = frozenset(
+    (level.value, action.value)
+    for level in AccessLevel
+    for action in Action
+    if level_allows(level, action)
+)
+
+
+def level_permits(level: object, action: object) -> bool:
+    """:func:`level_allows` for raw strings, as a token or a request carries them: False
+    when either is no known level or action (``AccessLevel(level)`` would raise)."""
+    try:
+        return (level, action) in _PERMITTED
+    except TypeError:  # unhashable: certainly neither a level nor an action
+        return False
 
 
 def validate_resource(name: object, field_name: str = "resource", *, pattern: bool = True) -> str:
@@ -85,8 +109,19 @@ def validate_resource(name: object, field_name: str = "resource", *, pattern: bo
 
 
 def is_concrete(name: object) -> bool:
-    """Whether ``name`` is a valid concrete resource name (no ``*``)."""
-    try:
+    """Whether ``name`` is a valid concrete resource name (no ``*``).
+
+    Pure, so the answers for recently seen names are kept (a bounded LRU cache of
+    4,096 names of at most :data:`MAX_RESOURCE_LENGTH` characters).
+    """
+    return isinstance(name, str) and _is_concrete(name)
+
+
+@lru_cache(maxsize=4096)
+def _is_concrete(name: str) -> bool:
+    if 0 < len(name) <= MAX_RESOURCE_LENGTH and _CONCRETE_RE.fullmatch(name) is not None:
+        return True
+    try:  # the reference rules decide whatever the fast path did not accept
         validate_resource(name, pattern=False)
     except ScopeError:
         return False
@@ -103,8 +138,14 @@ def covers(granted: str, resource: str) -> bool:
 
 
 def in_scope(granted: tuple[str, ...], resource: str) -> bool:
-    """Whether any granted name or pattern covers ``resource``."""
-    return any(covers(g, resource) for g in granted)
+    """Whether any granted name or pattern covers ``resource`` (:func:`covers`, inlined)."""
+    for g in granted:
+        if g.endswith("/*"):
+            if len(resource) >= len(g) and resource.startswith(g[:-1]):
+                return True
+        elif g == resource:
+            return True
+    return False
 
 
 __all__ = [
@@ -116,5 +157,6 @@ __all__ = [
     "in_scope",
     "is_concrete",
     "level_allows",
+    "level_permits",
     "validate_resource",
 ]

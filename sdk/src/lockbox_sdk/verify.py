@@ -22,27 +22,27 @@ must not outlive that.
 
 from __future__ import annotations
 
+import binascii
+import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from itertools import repeat
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import jwt
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from lockbox_sdk.claims import ALGORITHM, REQUIRED_CLAIMS
-from lockbox_sdk.scope import (
-    AccessLevel,
-    Action,
-    ScopeError,
-    in_scope,
-    level_allows,
-    validate_resource,
-)
+from lockbox_sdk.scope import in_scope, is_concrete, level_permits
 
 log = logging.getLogger(__name__)
 
@@ -91,22 +91,128 @@ class AccessClaims:
 
     def denies(self, resource: str, action: str) -> str | None:
         """None if the token covers ``action`` on ``resource``, else the reason."""
-        try:
-            # 'a/b/*' must not cover 'a/b/../secret', 'a/b//x' or a literal 'a/b/*'.
-            validate_resource(resource, "resource", pattern=False)
-        except ScopeError:
+        # 'a/b/*' must not cover 'a/b/../secret', 'a/b//x' or a literal 'a/b/*'.
+        if not is_concrete(resource) or not in_scope(self.resources, resource):
             return "out_of_scope"
-        if not in_scope(self.resources, resource):
-            return "out_of_scope"
-        try:
-            level, wanted = AccessLevel(self.access_level), Action(action)
-        except ValueError:
-            return "level_too_low"
-        return None if level_allows(level, wanted) else "level_too_low"
+        return None if level_permits(self.access_level, action) else "level_too_low"
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# -- the compact JWS, parsed strictly ------------------------------------------------------
+
+MAX_TOKEN_LENGTH = 8192
+DEFAULT_CACHE_SIZE = 1024
+"""Verified tokens remembered by a :class:`TokenVerifier` (see its *Cache* section)."""
+
+# Canonical encodings only: the unused low bits of the last character must be zero, so
+# one byte string has exactly one encoding (a token cannot be re-spelled, e.g. to dodge
+# the verified-token cache, without changing the signed bytes). Last character of a part
+# of length 2 (mod 4): a multiple of 16; of length 3 (mod 4): a multiple of 4. (These
+# characters are the same in the base64url and the standard alphabet.)
+_LAST_OF_2 = frozenset(b"AQgw")
+_LAST_OF_3 = frozenset(b"AEIMQUYcgkosw048")
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+def _split(token: str) -> tuple[bytes, bytes, bytes, bytes]:
+    """The signing input and the three parts of a compact JWS, the parts translated to the
+    standard base64 alphabet (still encoded); ValueError unless there are exactly three
+    parts of base64url characters: no '=' padding, no standard-alphabet '+' or '/' (they
+    would pass for '-' and '_' once translated), nothing non-ASCII. Other characters,
+    whitespace included, are refused by :func:`_b64`. Parts may be empty, so that, as
+    before, 'alg: none' with an empty signature is refused for its algorithm."""
+    raw = token.encode("ascii")
+    if b"=" in raw or b"+" in raw or b"/" in raw:
+        raise ValueError("not base64url")
+    head, body, signature = raw.translate(_URLSAFE).split(b".")
+    return raw[: len(head) + 1 + len(body)], head, body, signature
+
+
+def _b64(part: bytes) -> bytes:
+    """Decode one canonical unpadded base64 part (from :func:`_split`); ValueError if it
+    holds anything but base64 characters or is not the canonical encoding."""
+    rest = len(part) & 3
+    if rest == 2:
+        if part[-1] not in _LAST_OF_2:
+            raise ValueError("non-canonical base64url")
+        part += b"=="
+    elif rest == 3:
+        if part[-1] not in _LAST_OF_3:
+            raise ValueError("non-canonical base64url")
+        part += b"="
+    elif rest == 1:
+        raise ValueError("truncated base64url")
+    return binascii.a2b_base64(part, strict_mode=True)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate member name")
+    return obj
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Strict JSON: a member name twice (which one counts?) and NaN/Infinity are refused.
+_JSON = json.JSONDecoder(object_pairs_hook=_json_object, parse_constant=_json_constant)
+
+
+def _json(data: bytes) -> Any:
+    """UTF-8 JSON (no BOM, no UTF-16/32 guessing), strictly; ValueError otherwise."""
+    return _JSON.decode(data.decode("utf-8"))
+
+
+@lru_cache(maxsize=32)
+def _header(part: bytes) -> tuple[str, str]:
+    """``("", kid)`` for an acceptable header part (from :func:`_split`), ``kid`` being ""
+    when there is none, else ``(reason, "")``. Pure, and every token signed with one key
+    has the same header, so the answers for the last few headers are kept."""
+    try:
+        header = _json(_b64(part))
+    except (ValueError, RecursionError):
+        return "malformed", ""
+    if type(header) is not dict or "crit" in header or "b64" in header:
+        # No extension is understood, so none may be critical; and b64 (RFC 7797) would
+        # change what is signed.
+        return "malformed", ""
+    kid = header.get("kid", "")
+    if type(kid) is not str:
+        return "malformed", ""
+    if header.get("alg") != ALGORITHM:
+        return "unsupported_algorithm", ""
+    return "", kid
+
+
+def _instant(value: Any) -> datetime:
+    """A NumericDate: a JSON number (not a string, not a boolean) of seconds since the epoch."""
+    if type(value) is not int and type(value) is not float:
+        raise TypeError("not a number")
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _access_claims(**values: Any) -> AccessClaims:
+    """``AccessClaims(**values)`` without the frozen dataclass's ``__init__`` (one
+    ``object.__setattr__`` per field, a tenth of a verification's own cost): every field
+    is given, there is no ``__post_init__``, and the result compares equal."""
+    claims: AccessClaims = object.__new__(AccessClaims)
+    claims.__dict__.update(values)
+    return claims
+
+
+class _Verified(NamedTuple):
+    """A verified token, as the cache keeps it: everything but the time and the key checks."""
+
+    claims: AccessClaims
+    not_before: datetime
+    key: Ed25519PublicKey  # the key that verified the signature (the very object)
+    audience: str  # what it was verified for
+    issuer: str
 
 
 class TokenVerifier:
@@ -144,6 +250,30 @@ class TokenVerifier:
     failed, the answer is ``jwks_unavailable``: a Lockbox outage, not a bad
     token, meant to be answered with 503 + Retry-After rather than 401.
 
+    **Cache.** The last ``cache_size`` (default 1,024; 0 turns it off) tokens
+    that verified are remembered, least recently used first out, keyed by the
+    token string itself (so at most ``cache_size`` tokens of at most 8,192
+    characters, with their claims, are held), and a repeated token skips the
+    parsing and the signature check. Nothing else is skipped, and the answer is
+    the one a verification from scratch would give at that instant:
+
+    * its ``exp`` and ``nbf`` are compared with ``clock()`` (with ``leeway``)
+      on every call, exactly as on the first, so a cached token is never
+      accepted at or past its ``exp``;
+    * the token's kid is looked up in the key set on every call, exactly as
+      on the first (same freshness rule, refetches, refresh ahead and reasons),
+      and the cached answer is used only if that lookup returns the very public
+      key that verified the signature. A cached token therefore verifies only
+      while a key set fetched less than ``max_age`` ago still publishes its
+      key: it stops verifying within the same ``max_age`` bound after
+      ``lockbox keys retire`` as an uncached token does, never later;
+    * it is used only for the ``audience`` and ``issuer`` it was verified for.
+
+    Only tokens that verified are cached: a forged or altered token is a
+    different string and goes through the whole check. The cached
+    :class:`AccessClaims` object (``raw`` included) is shared by the calls that
+    get it: treat it as read-only. :meth:`clear_cache` empties the cache.
+
     ``cache_ttl`` is the old name of ``max_age``. Call :meth:`close` (or use
     the verifier as a context manager) to stop refreshing in the background.
     """
@@ -163,6 +293,7 @@ class TokenVerifier:
         http_timeout: float = 5.0,
         max_age: float | None = None,
         refresh_ahead: float = DEFAULT_REFRESH_AHEAD,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         if (jwks_url is None) == (fetch_jwks is None):
             raise ValueError("give exactly one of jwks_url and fetch_jwks")
@@ -178,6 +309,8 @@ class TokenVerifier:
             raise ValueError("refresh_ahead must be between 0 and 1 (a fraction of max_age)")
         if not min_refresh_interval >= 0 or not http_timeout >= 0:
             raise ValueError("min_refresh_interval and http_timeout must not be negative")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError("cache_size must be a whole number of tokens, 0 or more")
         self.audience = audience
         self.issuer = issuer
         self.leeway = leeway
@@ -189,9 +322,10 @@ class TokenVerifier:
         self._jwks_url = jwks_url
         self._fetch_jwks = fetch_jwks
         self._http_timeout = float(http_timeout)
-        # Everything below is guarded by _cond (its lock); fetches run outside it.
-        self._cond = threading.Condition(threading.Lock())
-        self._keys: dict[str, Any] = {}
+        # Everything below is guarded by _lock (_cond's); fetches run outside it.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._keys: dict[str, Ed25519PublicKey] = {}
         self._fetched_at: float | None = None  # start of the fetch that produced _keys
         self._attempted_at: float | None = None  # start of the latest fetch attempt
         self._last_error: str | None = None  # why the latest finished attempt failed
@@ -200,6 +334,10 @@ class TokenVerifier:
         self._worker: threading.Thread | None = None
         self._closed = False
         self.fetches = 0
+        # Verified tokens, least recently used first; guarded by its own lock.
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @property
     def cache_ttl(self) -> float:
@@ -226,16 +364,21 @@ class TokenVerifier:
         return data
 
     @staticmethod
-    def _parse(document: dict[str, Any]) -> dict[str, Any]:
-        """Usable Ed25519 keys by kid; other or broken entries are skipped, not fatal."""
-        keys: dict[str, Any] = {}
+    def _parse(document: dict[str, Any]) -> dict[str, Ed25519PublicKey]:
+        """Usable Ed25519 keys by kid; other or broken entries (Ed448 and X25519 keys
+        included) are skipped, not fatal."""
+        keys: dict[str, Ed25519PublicKey] = {}
         for jwk in document.get("keys", []):
             if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or "kid" not in jwk:
                 continue
             try:
-                keys[str(jwk["kid"])] = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
-            except jwt.PyJWTError:
+                key = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
+            except (jwt.PyJWTError, ValueError, TypeError):
                 continue
+            if isinstance(key, Ed25519PrivateKey):  # a private JWK: only its public half
+                key = key.public_key()
+            if isinstance(key, Ed25519PublicKey):
+                keys[str(jwk["kid"])] = key
         return keys
 
     def _fresh_locked(self, now: float) -> bool:
@@ -260,7 +403,7 @@ class TokenVerifier:
     def _fetch(self, started: float) -> Exception | None:
         """Download without holding the lock (verifications of known keys go on), install
         the result stamped with ``started``, and end the flight whatever happened."""
-        keys: dict[str, Any] | None = None
+        keys: dict[str, Ed25519PublicKey] | None = None
         error: Exception | None = None
         try:
             keys = self._parse(self._download())
@@ -269,6 +412,13 @@ class TokenVerifier:
         finally:
             with self._cond:
                 if keys is not None:
+                    # An unchanged key keeps its object, which verified-token cache
+                    # entries are checked against (see the class docstring).
+                    old = self._keys
+                    for kid, key in keys.items():
+                        previous = old.get(kid)
+                        if previous is not None and previous == key:
+                            keys[kid] = previous
                     self._keys = keys
                     self._fetched_at = started
                     self._last_error = None
@@ -315,7 +465,22 @@ class TokenVerifier:
         completed = self._completed
         return self._cond.wait_for(lambda: self._completed != completed, max(0.0, timeout))
 
-    def _key(self, kid: str) -> Any:
+    def _key(self, kid: str) -> Ed25519PublicKey:
+        """The published key ``kid`` from a fresh set; raises ``unknown_key`` or
+        ``jwks_unavailable``. May fetch (synchronously) or start a refresh ahead."""
+        with self._lock:
+            # The common case, decided as the first round of _key_slow's loop would decide
+            # it: a fresh set holding the key, and no refresh ahead due yet.
+            fetched_at = self._fetched_at
+            if fetched_at is not None:
+                age = self._monotonic() - fetched_at
+                if age < self.max_age and age < self.refresh_ahead * self.max_age:
+                    key = self._keys.get(kid)
+                    if key is not None:
+                        return key
+        return self._key_slow(kid)
+
+    def _key_slow(self, kid: str) -> Ed25519PublicKey:
         fetched = False  # this call saw a fetch finish (its own or one it joined)
         deadline: float | None = None  # real time: waiting for another thread's fetch
         with self._cond:
@@ -401,54 +566,143 @@ class TokenVerifier:
     # -- verification ------------------------------------------------------------------
 
     def verify(self, token: str) -> AccessClaims:
-        if not isinstance(token, str) or not token or len(token) > 8192:
+        """The claims of ``token``, verified; raises :class:`TokenError`.
+
+        The checks, in this order (the first that fails gives the reason):
+
+        1. the token is a string of at most 8,192 characters, three parts of
+           canonical unpadded base64url, the header a UTF-8 JSON object (no
+           duplicate member names) with no ``crit`` or ``b64`` member and a string
+           ``kid`` if any: ``malformed``;
+        2. ``alg`` is ``EdDSA``: ``unsupported_algorithm``;
+        3. the ``kid`` is non-empty and names a published Ed25519 key:
+           ``unknown_key``, or ``jwks_unavailable`` (see the class docstring);
+        4. the Ed25519 signature over the first two parts: ``bad_signature``;
+        5. the payload is a UTF-8 JSON object: ``malformed``;
+        6. every required claim is present and not null: ``missing_claim``;
+        7. ``iss`` is the issuer: ``wrong_issuer``;
+        8. ``aud`` is not empty (``missing_claim``) and is the audience or a list of
+           strings holding it: ``wrong_audience``;
+        9. ``sub`` and ``jti`` are strings, ``iat``, ``nbf`` and ``exp`` are numbers
+           in range, ``resources`` is a list of strings: ``malformed``;
+        10. ``clock()`` is before ``exp``: ``expired``; and not earlier than ``nbf``
+            minus ``leeway``: ``not_yet_valid``.
+
+        A token verified before (see *Cache* in the class docstring) skips 1, 2
+        and 4 to 9, whose outcome cannot have changed.
+        """
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("malformed")
+        # Only exact str: a str subclass could make itself equal to a cached token.
+        cache = self.cache_size > 0 and type(token) is str
+        hit = self._cache.get(token) if cache else None  # one atomic look-up, no lock
+        if hit is not None:
+            cached = self._recheck(token, hit)
+            if cached is not None:
+                return cached
+
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+            signed, head, body, signature = _split(token)
+            payload = _b64(body)
+            signature = _b64(signature)
+        except ValueError:
             raise TokenError("malformed") from None
-        if header.get("alg") != ALGORITHM:
-            raise TokenError("unsupported_algorithm")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
+        reason, kid = _header(head)
+        if reason:
+            raise TokenError(reason)
+        if not kid:
             raise TokenError("unknown_key", "the token names no key")
         key = self._key(kid)
         try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[ALGORITHM],
-                audience=self.audience,
-                issuer=self.issuer,
-                options={
-                    "require": list(REQUIRED_CLAIMS),
-                    "verify_exp": False,  # checked below against our clock
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                },
-            )
-        except jwt.InvalidSignatureError:
+            key.verify(signature, signed)
+        except InvalidSignature:
             raise TokenError("bad_signature") from None
-        except jwt.InvalidAudienceError:
-            raise TokenError("wrong_audience") from None
-        except jwt.InvalidIssuerError:
-            raise TokenError("wrong_issuer") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise TokenError("missing_claim", str(exc)) from None
-        except jwt.PyJWTError:
-            raise TokenError("malformed") from None
-        return self._claims(claims, kid)
-
-    def _claims(self, claims: dict[str, Any], kid: str) -> AccessClaims:
         try:
-            exp = datetime.fromtimestamp(float(claims["exp"]), tz=UTC)
-            nbf = datetime.fromtimestamp(float(claims["nbf"]), tz=UTC)
-            iat = datetime.fromtimestamp(float(claims["iat"]), tz=UTC)
-            resources = claims["resources"]
-            if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
-                raise TypeError("resources")
-        except (TypeError, ValueError, OverflowError):
+            claims = _json(payload)
+        except (ValueError, RecursionError):
             raise TokenError("malformed") from None
+        if type(claims) is not dict:
+            raise TokenError("malformed")
+        verified = self._claims(claims, kid, key)
+        if cache:
+            with self._cache_lock:
+                self._cache[token] = verified
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return verified.claims
+
+    def _recheck(self, token: str, hit: _Verified) -> AccessClaims | None:
+        """The cached claims if the token still verifies, None to verify it afresh; raises
+        what a verification from scratch would raise at this instant (reasons 3 and 10)."""
+        claims = hit.claims
+        try:
+            if hit.audience != self.audience or hit.issuer != self.issuer:
+                self._forget(token, hit)
+                return None
+            # The very look-up of a first verification: freshness (max_age), refetches,
+            # refresh ahead, unknown_key / jwks_unavailable.
+            if self._key(claims.kid) is not hit.key:
+                self._forget(token, hit)  # another key under this kid now: check afresh
+                return None
+            now = self.clock()
+            if now >= claims.expires_at:
+                raise TokenError("expired")
+            if now + self.leeway < hit.not_before:
+                raise TokenError("not_yet_valid")
+        except TokenError:
+            self._forget(token, hit)
+            raise
+        with self._cache_lock:
+            if self._cache.get(token) is hit:
+                self._cache.move_to_end(token)  # most recently used
+        return claims
+
+    def _forget(self, token: str, entry: _Verified) -> None:
+        with self._cache_lock:
+            if self._cache.get(token) is entry:
+                del self._cache[token]
+
+    def clear_cache(self) -> None:
+        """Forget every verified token (the key set is kept)."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    def _claims(self, claims: dict[str, Any], kid: str, key: Ed25519PublicKey) -> _Verified:
+        """Checks 6 to 10 of :meth:`verify` on a payload whose signature verified."""
+        if None in map(claims.get, REQUIRED_CLAIMS):
+            missing = next(name for name in REQUIRED_CLAIMS if claims.get(name) is None)
+            raise TokenError("missing_claim", f'Token is missing the "{missing}" claim')
+        iss = claims["iss"]
+        if type(iss) is not str or iss != self.issuer:
+            raise TokenError("wrong_issuer")
+        aud = claims["aud"]
+        if not aud:
+            raise TokenError("missing_claim", 'Token is missing the "aud" claim')
+        if type(aud) is str:
+            if aud != self.audience:
+                raise TokenError("wrong_audience")
+        elif (
+            type(aud) is not list
+            or not all(type(a) is str for a in aud)
+            or self.audience not in aud
+        ):
+            raise TokenError("wrong_audience")
+        if type(claims["sub"]) is not str or type(claims["jti"]) is not str:
+            raise TokenError("malformed")
+        try:
+            exp = _instant(claims["exp"])
+            iat = _instant(claims["iat"])
+            nbf = claims["nbf"]
+            # Usually nbf is iat: the same number (both checked as numbers) is the same instant.
+            nbf = (
+                iat if nbf == claims["iat"] and type(nbf) is type(claims["iat"]) else _instant(nbf)
+            )
+        except (TypeError, ValueError, OverflowError, OSError):
+            raise TokenError("malformed") from None
+        resources = claims["resources"]
+        # JSON makes no str subclasses: isinstance is the exact type check here, in C.
+        if type(resources) is not list or not all(map(isinstance, resources, repeat(str))):
+            raise TokenError("malformed")
         now = self.clock()
         # Skew is forgiven only where it makes a token valid *later* (nbf); expiry is
         # strict, so a token never grants access past the deadline it carries.
@@ -456,18 +710,19 @@ class TokenVerifier:
             raise TokenError("expired")
         if now + self.leeway < nbf:
             raise TokenError("not_yet_valid")
-        aud = claims["aud"]
-        return AccessClaims(
-            engineer=str(claims["sub"]),
+        tenant = claims.get("tenant")
+        access = _access_claims(
+            engineer=claims["sub"],
             tenant_id=str(claims["tenant_id"]),
-            tenant=str(claims["tenant"]) if claims.get("tenant") else None,
+            tenant=str(tenant) if tenant else None,
             request_id=str(claims["request_id"]),
             resources=tuple(resources),
             access_level=str(claims["access_level"]),
-            audience=aud if isinstance(aud, str) else self.audience,
+            audience=aud if type(aud) is str else self.audience,
             issued_at=iat,
             expires_at=exp,
-            jti=str(claims["jti"]),
+            jti=claims["jti"],
             kid=kid,
             raw=claims,
         )
+        return _Verified(access, nbf, key, self.audience, self.issuer)
