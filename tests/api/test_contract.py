@@ -145,6 +145,7 @@ def test_the_problem_schema_holds_every_field_the_api_sends() -> None:
         problems.from_domain(errors.Conflict("lost", state="approved", version=3)),
         problems.from_domain(problems.PreconditionFailed("old", state="approved", version=3)),
         problems.from_domain(errors.AlreadyExists("taken", field="slug")),
+        problems.from_domain(errors.StepUpRequired("again", max_age=300)),
         problems.from_domain(errors.RateLimited("slow down", retry_after=7)),
         problems.from_domain(errors.AuthenticationFailed("who?")),
     ]
@@ -172,9 +173,8 @@ def test_every_error_family_has_a_status() -> None:
         and kind is not errors.LockboxError
         and problems.status_of(kind) == 400
     ]
-    # A family without a status would answer 400, which no operation documents. Step-up is
-    # asked of sessions only (the pages), never of an API token.
-    assert set(unmapped) <= {"StepUpRequired"}, unmapped
+    # A family without a status would answer 400, which no operation documents.
+    assert unmapped == []
 
 
 @SQLITE

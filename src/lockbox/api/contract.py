@@ -3,7 +3,8 @@
 What an operation can answer besides success follows from what it is made of,
 so it is computed, not written by hand per route (where it would drift):
 
-* an authenticated route (it depends on :func:`~lockbox.api.deps.get_principal`) can
+* an authenticated route (it depends on :func:`~lockbox.api.deps.get_principal` or
+  :func:`~lockbox.api.deps.get_bearer`) can
   answer 401, and, as the permission matrix decides, 404 (not visible to the caller,
   exactly like missing) and 403 (visible, but not the caller's to do);
 * a route with a path parameter, 404;
@@ -95,6 +96,13 @@ class Problem(BaseModel):
     )
     reason: str | None = Field(None, description="A stable code for why, where one applies.")
     budget: str | None = Field(None, description="429: the rate-limit budget that ran out.")
+    max_age: int | None = Field(
+        None,
+        description=(
+            "401 `step_up_required`: authenticate again, no longer than this many seconds "
+            "ago, then repeat the request (also in `WWW-Authenticate`, RFC 9470)."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -156,7 +164,7 @@ def refusals(
     body = [p for d in tree for p in d.body_params]
     other = [p for d in tree for p in (*d.query_params, *d.cookie_params)]
     marks = declared(handler)
-    authenticated = deps.get_principal in calls
+    authenticated = deps.get_principal in calls or deps.get_bearer in calls
     uses_db = deps.get_lockbox in calls
     writes = marks.writes if marks.writes is not None else bool(set(methods) - {"GET", "HEAD"})
     found: list[type[errors.LockboxError]] = []
@@ -185,7 +193,11 @@ def refusals(
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {
         "WWW-Authenticate": {
-            "description": "`Bearer`: send an API token.",
+            "description": (
+                "`Bearer`: send an API token. A step-up refusal (`step_up_required`) says "
+                '`Bearer error="insufficient_user_authentication", max_age="<seconds>"` '
+                "(RFC 9470): sign in again, then repeat the request."
+            ),
             "required": True,
             "schema": {"type": "string"},
         }

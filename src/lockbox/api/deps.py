@@ -15,7 +15,8 @@ from lockbox.service.app import Lockbox
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer lbx_…`")
 
 
-def get_lockbox(request: Request) -> Lockbox:
+async def get_lockbox(request: Request) -> Lockbox:
+    """Async (it does no I/O): a sync dependency costs every request a thread hop."""
     app = request.app.state.lockbox
     if not isinstance(app, Lockbox):
         raise BrokenInvariant("the application has no Lockbox context")
@@ -39,3 +40,16 @@ def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_bearer(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The caller's API token, for an endpoint that authenticates it in its own transaction
+    (the online check); the same 401 as :func:`get_principal` when there is none."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationFailed("send an API token as 'Authorization: Bearer <token>'")
+    return credentials.credentials
+
+
+BearerDep = Annotated[str, Depends(get_bearer)]

@@ -9,7 +9,7 @@ from fastapi import Response, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lockbox.api import contract, params
-from lockbox.api.deps import LockboxDep, PrincipalDep
+from lockbox.api.deps import BearerDep, LockboxDep, PrincipalDep
 from lockbox.api.problems import invalid
 from lockbox.api.schemas import Jwks, RequestId, TenantRef
 from lockbox.domain.errors import InvalidTransition, NotFound
@@ -154,10 +154,10 @@ class EventsAnswer(BaseModel):
     summary="May this engineer perform this action on this resource now? (resource services)",
     operation_id="checkAccess",
 )
-def check_access(body: CheckBody, lockbox: LockboxDep, principal: PrincipalDep) -> dict[str, Any]:
-    result = access.check(
+def check_access(body: CheckBody, lockbox: LockboxDep, bearer: BearerDep) -> dict[str, Any]:
+    result = access.check_bearer(
         lockbox,
-        principal,
+        bearer,
         engineer=body.engineer,
         tenant=body.tenant,
         resource=body.resource,

@@ -37,6 +37,14 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+POOL: dict[str, Any] = {"pool_size": 40, "max_overflow": 10}
+"""Enough kept-open connections for every thread of the server's pool (AnyIO runs up to
+40 synchronous handlers at once): with fewer, a burst of checks queues for a connection
+and each overflow connection is opened and closed again per request, which cost more
+than half of the online check's time under load. PostgreSQL's default of 100 connections
+leaves room for two server processes and the workers; see docs/deploy.md."""
+
+
 class Database:
     """One database: its engine plus helpers for read and write transactions."""
 
@@ -52,6 +60,7 @@ class Database:
             if database and database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs.update(POOL)
             if database in ("", ":memory:"):
                 raise ValueError("use a SQLite file, not an in-memory database")
         else:
@@ -60,8 +69,7 @@ class Database:
             # one 503 (nothing was written) while the pool replaces it.
             kwargs["pool_pre_ping"] = False
             kwargs["pool_recycle"] = 1800
-            kwargs["pool_size"] = 10
-            kwargs["max_overflow"] = 20
+            kwargs.update(POOL)
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)

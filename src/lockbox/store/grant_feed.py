@@ -45,8 +45,12 @@ def _row(m: Any) -> GrantChange:
     )
 
 
-_HEAD = select(t.feed_head.c.seq).where(t.feed_head.c.id == 1).with_for_update()
-_SET_HEAD = update(t.feed_head).where(t.feed_head.c.id == 1).values(seq=bindparam("seq"))
+_ADVANCE = (
+    update(t.feed_head)
+    .where(t.feed_head.c.id == 1)
+    .values(seq=t.feed_head.c.seq + bindparam("count"))
+    .returning(t.feed_head.c.seq)
+)
 _AFTER = (
     select(t.grant_changes)
     .where(t.grant_changes.c.seq > bindparam("seq"))
@@ -56,17 +60,18 @@ _AFTER = (
 _MAX = select(func.max(t.grant_changes.c.seq))
 
 
-def _locked_head(conn: Connection) -> int:
-    """The last ``seq``, row-locked until commit (the last lock of the documented order)."""
+def _advance_head(conn: Connection, count: int) -> int:
+    """Reserve ``count`` sequence numbers and return the last: one statement that also
+    row-locks the head until commit (the last lock of the documented order)."""
     for _ in range(2):
-        value = conn.execute(_HEAD).scalar()
+        value = conn.execute(_ADVANCE, {"count": count}).scalar()
         if value is not None:
             return int(value)
         try:
             with conn.begin_nested():
                 conn.execute(insert(t.feed_head).values(id=1, seq=0))
         except IntegrityError:
-            continue  # created concurrently: lock that one
+            continue  # created concurrently: advance that one
     raise RuntimeError("the grant feed head row cannot be created")
 
 
@@ -74,12 +79,11 @@ def append(conn: Connection, changes: list[dict[str, Any]]) -> list[int]:
     """Append rows (dicts of every column but ``seq``); returns their sequence numbers."""
     if not changes:
         return []
-    head = _locked_head(conn)
-    seqs = list(range(head + 1, head + 1 + len(changes)))
+    last = _advance_head(conn, len(changes))
+    seqs = list(range(last - len(changes) + 1, last + 1))
     conn.execute(
         insert(t.grant_changes), [{**c, "seq": s} for c, s in zip(changes, seqs, strict=True)]
     )
-    conn.execute(_SET_HEAD, {"seq": seqs[-1]})
     return seqs
 
 
