@@ -67,6 +67,7 @@ def run(ctx: Context) -> list[Row]:
         audience="mailstore",
         fetch_jwks=lambda: document,
         clock=lambda: NOW + timedelta(seconds=10),
+        cache_size=0,  # fresh tokens: every one parsed and its signature checked, every round
     )
     verifier.refresh()
     denied = 0
@@ -100,6 +101,10 @@ def run(ctx: Context) -> list[Row]:
             baseline_label="Ed25519PublicKey.verify of the same signed bytes (cryptography)",
             target=f">= {TARGET_RATIO}x baseline",
             result=verdict(sdk_rate / bare_rate >= TARGET_RATIO),
-            notes=[CPU_NOTE, f"{denied} of {count:,} matches denied (expected 0)"],
+            notes=[
+                CPU_NOTE,
+                f"{denied} of {count:,} matches denied (expected 0)",
+                "the verified-token cache is off: each call is a fresh verification",
+            ],
         )
     ]

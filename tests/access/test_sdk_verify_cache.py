@@ -94,7 +94,7 @@ def test_padding_other_alphabets_and_non_canonical_encodings_are_malformed() -> 
         f"{head}.{body}",  # two parts
         f"{head}.{body}.{signature}.x",  # four parts
         f" {token}",  # whitespace
-        f"{head}.{body}.{signature[:-3]}",  # length 1 (mod 4)
+        f"{head}.{body}.{signature[:-1]}",  # 85 characters: length 1 (mod 4)
         f"{head}.{body}.{signature[:-1]}é",  # not ASCII
     ):
         assert reason(verifier, bad) == "malformed", bad
