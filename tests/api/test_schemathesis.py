@@ -64,6 +64,10 @@ STATE_RULES: dict[str, str] = {
     "or request that exists",
     "putTenantSso": "the identity provider's settings are checked together",
     "putProviderSso": "the identity provider's settings are checked together",
+    "createTenant": "a policy's approval stages can name only its groups, and a group holds "
+    "only the tenant's own people (none yet at onboarding)",
+    "changePolicy": "a policy's approval stages can name only its groups, and a group holds "
+    "only the tenant's own people",
     "verifyAuditWithCheckpoints": "a held checkpoint must be signed by a published audit key "
     "and be of the chain verified",
 }

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pytest
+
 from lockbox.clock import ManualClock
 from lockbox.domain.errors import Conflict, InvalidTransition, LockboxError
 from lockbox.domain.lifecycle import State
@@ -23,7 +25,14 @@ from lockbox.service import requests, sweeper
 from lockbox.service.app import Lockbox
 from tests.conftest import World
 from tests.integration.concurrency_workers import decide_in_process
-from tests.integration.helpers import approved, chains_ok, operations, pending_approval, stored
+from tests.integration.helpers import (
+    approved,
+    chains_ok,
+    operations,
+    pending_approval,
+    set_policy,
+    stored,
+)
 
 N = 8
 DECISIONS = {
@@ -177,23 +186,50 @@ def test_revoke_vs_close(world: World) -> None:
     assert chains_ok(app)
 
 
-def test_two_approvers_counting_at_once(world: World) -> None:
-    """With two approvals required, two simultaneous approvals must not both count from 0."""
+@pytest.mark.parametrize("with_version", [False, True], ids=["plain", "if-match"])
+def test_approvals_arriving_together_all_count(world: World, with_version: bool) -> None:
+    """Three approvals required, three approvers approve at the same instant, each having
+    seen the same version (If-Match): every one counts, none is told to try again."""
     app = world.app
-    from tests.integration.helpers import set_policy
-
-    set_policy(world, required_approvals=2)
+    set_policy(world, required_approvals=3)
     req = pending_approval(world)
-    actors = [world.contoso_approver, world.contoso_approver2]
+    seen = req.version if with_version else None
+    actors = [world.contoso_approver, world.contoso_approver2, world.contoso_admin]
     outcomes = race(
-        [(a.id, lambda a=a: requests.decide_request(app, a, req.id, approve=True)) for a in actors]
+        [
+            (
+                a.id,
+                lambda a=a: requests.decide_request(
+                    app, a, req.id, approve=True, expected_version=seen
+                ),
+            )
+            for a in actors
+        ]
     )
-    assert_losers_clear(outcomes)
+    assert [o.error for o in outcomes] == [None, None, None]
     final = stored(app, req.id)
-    won = [o for o in outcomes if o.error is None]
-    assert len(final.decisions) == len(won) == len(decision_ops(app, world.contoso, req.id))
-    assert final.state is (State.APPROVED if len(won) == 2 else State.PENDING_APPROVAL)
+    assert final.state is State.APPROVED
+    assert {d.actor_id for d in final.decisions} == {a.id for a in actors}
+    assert final.version == req.version + 3
+    assert decision_ops(app, world.contoso, req.id).count("request.approve") == 3
     assert chains_ok(app)
+
+
+def test_a_decision_on_a_request_that_moved_on_is_still_a_conflict(world: World) -> None:
+    """Tolerance covers other approvals only: once the request was decided (or is in
+    another state), a decision made on an older version must be reloaded."""
+    app = world.app
+    req = pending_approval(world)
+    requests.decide_request(app, world.contoso_approver, req.id, approve=True)
+    with pytest.raises((Conflict, InvalidTransition)):
+        requests.decide_request(
+            app, world.contoso_approver2, req.id, approve=False, expected_version=req.version
+        )
+    with pytest.raises(Conflict):  # a version the request never had while pending
+        requests.decide_request(
+            app, world.contoso_approver2, req.id, approve=True, expected_version=req.version - 1
+        )
+    assert stored(app, req.id).state is State.APPROVED
 
 
 def test_many_requests_in_parallel_keep_one_chain(world: World) -> None:

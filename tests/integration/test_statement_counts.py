@@ -47,10 +47,12 @@ def statements(world: World, action: Callable[[], object]) -> int:
 #: audit key, +1 to keep the checkpoint; a decision also keeps its signed receipt (+1),
 #: which names the person who decided (+1). The online check as the
 #: API runs it authenticates in its own read transaction: one statement more, not two.
+#: Forwarding to the customer reads the people of the first approval stage (+1: their
+#: roles), so only those the stage admits are asked.
 PINNED = {
     "authenticate": 1,
     "submit": 12,
-    "review": 14,
+    "review": 15,
     "decide": 18,
     "issue_token": 8,
     "close": 16,

@@ -98,6 +98,7 @@ ROUTER_MODULES: list[str] = [
     "routes_access",
     "routes_feed",
     "routes_webhooks",
+    "routes_integrations",
     "routes_outbox",
     "routes_keys",
     "routes_trust",

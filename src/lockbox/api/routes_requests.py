@@ -157,7 +157,8 @@ def get_request(
     view = requests.get_request(lockbox, principal, request_id, history=history)
     response.headers["ETag"] = etag(view.request.version)
     data = views.request(view, history=history)
-    found = people.resolve(lockbox, people.in_request(view.request, view.history))
+    named = people.in_request(view.request, view.history) | set(view.can_approve)
+    found = people.resolve(lockbox, named)
     return {**data, "people": people.as_map(found)}
 
 

@@ -1,4 +1,5 @@
-"""``/v1/webhooks``: register (secret shown once), list and delete signed webhook endpoints."""
+"""``/v1/webhooks``: register (secret shown once), list and delete webhook endpoints: signed
+JSON (``standard``) or Slack / Microsoft Teams chat messages (``slack``, ``teams``)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,12 @@ class WebhookCreate(BaseModel):
         extra="forbid",  # unknown fields are refused, never ignored
         json_schema_extra={
             "examples": [
-                {"url": "https://hooks.example.com/lockbox", "events": ["request.approve"]}
+                {"url": "https://hooks.example.com/lockbox", "events": ["request.approve"]},
+                {
+                    "url": "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX",
+                    "format": "slack",
+                    "events": ["request.review_approve", "request.approve"],
+                },
             ]
         },
     )
@@ -74,13 +80,22 @@ class WebhookCreate(BaseModel):
         default=None,
         description="Tenant slug or id; omit for your own tenant (customers) or provider level.",
     )
+    format: webhooks.WebhookFormat = Field(
+        default=webhooks.WebhookFormat.STANDARD,
+        description="What the endpoint receives: `standard` (signed JSON events, Standard "
+        "Webhooks; the answer holds the signing secret), `slack` (a Slack incoming webhook: "
+        "a Block Kit message) or `teams` (a Microsoft Teams incoming webhook or Workflows "
+        "trigger: an Adaptive Card). Chat messages carry no link and are not signed: their "
+        "URL is the secret, shown masked.",
+    )
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=CreatedWebhookOut,
-    summary="Register an endpoint; the answer holds its signing secret, shown only this once",
+    summary="Register an endpoint; the answer holds its signing secret (standard format), "
+    "shown only this once",
     operation_id="createWebhook",
 )
 @contract.raises(NotFound)
@@ -93,6 +108,7 @@ def create_webhook(
         url=body.url,
         events=body.events,
         tenant=body.tenant,
+        format=body.format,
     )
     return {**webhooks.view(created.row), "secret": created.secret}
 

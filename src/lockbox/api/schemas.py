@@ -133,6 +133,49 @@ class Body(BaseModel):
 # -- tenants and policy ---------------------------------------------------------------
 
 
+class StageCondition(Body):
+    """When a stage applies; every part given must hold (none: always)."""
+
+    access_level: Literal["read", "read_write"] | None = Field(
+        None, description="Only for requests at this access level."
+    )
+    resources: Annotated[list[StrictStr], Field(max_length=20)] | None = Field(
+        None,
+        description="Only when a requested resource falls under one of these names or "
+        "`prefix/*` patterns.",
+    )
+
+
+class StageIn(Body):
+    """One customer approval stage."""
+
+    key: Annotated[StrictStr, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,39}$")] = Field(
+        description="A stable name for the stage (lower-case letters, digits, '-')."
+    )
+    name: Annotated[StrictStr, StringConstraints(min_length=1, max_length=80)] | None = Field(
+        None, description="How people see it; default: the key."
+    )
+    required: RequiredApprovals = Field(1, description="Distinct approvals it needs.")
+    roles: list[Literal["approver", "tenant_admin"]] | None = Field(
+        None,
+        description="Who may approve by role; default: approvers and tenant admins, or "
+        "nobody by role when `group` is given.",
+    )
+    group: Annotated[StrictStr, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")] | None = (
+        Field(None, description="Who may approve by membership of this group of `groups`.")
+    )
+    condition: StageCondition | None = None
+
+
+class StageOut(BaseModel):
+    key: str
+    name: str
+    required: int
+    roles: list[str]
+    group: str | None
+    condition: dict[str, Any] | None = None
+
+
 class PolicyPatch(Body):
     """The policy settings to change; omitted settings keep their value."""
 
@@ -160,6 +203,19 @@ class PolicyPatch(Body):
     reminder_fraction: Fraction | None = Field(
         None, description="Remind approvers when this fraction of the window is left (0: never)."
     )
+    stages: Annotated[list[StageIn], Field(max_length=5)] | None = Field(
+        None,
+        description="The customer's approval stages, in order (all that apply must be met; "
+        "one denial denies). `[]`: one stage of `required_approvals` approvers or admins.",
+    )
+    groups: (
+        Annotated[dict[StrictStr, Annotated[list[StrictStr], Field(max_length=100)]], Field()]
+        | None
+    ) = Field(
+        None,
+        description="Named groups of the tenant's people a stage can name: group name → "
+        "e-mail addresses or user ids. Replaces all groups.",
+    )
 
     def changes(self) -> dict[str, Any]:
         """The changes as :meth:`LockboxPolicy.with_changes` keywords."""
@@ -173,6 +229,8 @@ class PolicyPatch(Body):
                 result[key.removesuffix("_seconds")] = timedelta(seconds=value)
             elif key == "notify_emails":
                 result[key] = tuple(value)
+            elif key == "stages":
+                result[key] = [{k: v for k, v in stage.items() if v is not None} for stage in value]
             else:
                 result[key] = value
         return result
@@ -211,6 +269,10 @@ class Policy(BaseModel):
     required_approvals: int
     notify_emails: list[str]
     reminder_fraction: float
+    stages: list[StageOut] = Field(
+        default_factory=list, description="`[]`: one stage of `required_approvals`."
+    )
+    groups: dict[str, list[str]] = Field(default_factory=dict, description="Group name → user ids.")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -561,6 +623,21 @@ class DecisionOut(BaseModel):
     credential: str | None = Field(
         description="The credential the decision was made with (`token:tok_…`, `session:…`)."
     )
+    stage: str | None = Field(
+        None, description="The key of the stage it was made in (null: before stages existed)."
+    )
+
+
+class StageProgressOut(BaseModel):
+    key: str
+    name: str
+    required: int = Field(description="Distinct approvals this stage needs.")
+    roles: list[Literal["approver", "tenant_admin"]] = Field(
+        description="Who may approve it by role."
+    )
+    group: str | None = Field(description="Who may approve it by membership of this group.")
+    approved_by: list[str] = Field(description="User ids of the approvals counted for it.")
+    met: bool
 
 
 class AuditRecordOut(BaseModel):
@@ -617,6 +694,19 @@ class RequestOut(BaseModel):
     required_approvals: int
     approval_deadline: str | None
     decisions: list[DecisionOut]
+    stages: list[StageProgressOut] = Field(
+        default_factory=list,
+        description="The customer's approval stages of this request, in order, as frozen "
+        "when it reached the customer (empty before that, or with the lockbox off).",
+    )
+    current_stage: str | None = Field(
+        None, description="The key of the stage waiting for approvals; null when none is."
+    )
+    can_approve: list[str] = Field(
+        default_factory=list,
+        description="Who may still approve it now: user ids of the current stage's people "
+        "who have not decided (in `people`). Filled on single-request reads.",
+    )
     approved_at: str | None
     access_deadline: str | None
     ended_at: str | None
@@ -680,6 +770,9 @@ class WebhookOut(BaseModel):
     id: str
     tenant_id: str | None = Field(description="None: a provider-level endpoint (every tenant).")
     url: str
+    format: Literal["standard", "slack", "teams"] = Field(
+        description="`standard`: signed JSON events; `slack` / `teams`: chat messages (unsigned)."
+    )
     events: list[str] = Field(description="Event types it hears; `*` for all.")
     active: bool
     created_at: str
@@ -687,8 +780,9 @@ class WebhookOut(BaseModel):
 
 
 class CreatedWebhookOut(WebhookOut):
-    secret: str = Field(
-        description="The signing secret (`whsec_…`): in this response only, never again."
+    secret: str | None = Field(
+        description="The signing secret (`whsec_…`): in this response only, never again. "
+        "None for `slack` and `teams` endpoints, which are not signed (the URL is the secret)."
     )
 
 

@@ -223,7 +223,9 @@ class LocalBackend:
     # requests
     def _view(self, request_id: str) -> JSON:
         view = requests.get_request(self.app, self.actor, request_id)
-        found = people.resolve(self.app, people.in_request(view.request, view.history))
+        found = people.resolve(
+            self.app, people.in_request(view.request, view.history) | set(view.can_approve)
+        )
         return {**views.request(view, history=True), "people": people.as_map(found)}
 
     def _written(self, request: AccessRequest) -> JSON:

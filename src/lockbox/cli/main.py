@@ -558,6 +558,24 @@ def show_request(ctx: typer.Context, data: dict[str, Any]) -> None:
         if shown.get(key):
             shown[key] = output.person(known, shown[key])
     output.fields(shown, _REQUEST_KEYS)
+    stages = data.get("stages") or []
+    if stages:
+        waiting = data.get("current_stage")
+        output.table(
+            "Approval stages",
+            ["stage", "approvals", "status", "can approve"],
+            (
+                [
+                    s["name"],
+                    f"{len(s['approved_by'])} of {s['required']}",
+                    "met" if s["met"] else ("waiting" if s["key"] == waiting else "later"),
+                    ", ".join(output.person(known, p) for p in data.get("can_approve") or [])
+                    if s["key"] == waiting
+                    else "",
+                ]
+                for s in stages
+            ),
+        )
     decisions = data.get("decisions") or []
     if decisions:
         output.table(
@@ -921,12 +939,14 @@ def sweep(ctx: typer.Context) -> None:
     show(ctx, settings(ctx).backend.sweep())
 
 
+from lockbox.cli import integrations as _integrations_cli  # noqa: E402
 from lockbox.cli import outbox as _outbox_cli  # noqa: E402 - after the root app exists
 from lockbox.cli import webhooks as _webhooks_cli  # noqa: E402
 from lockbox.cli import worker as _worker_cli  # noqa: E402
 
 app.add_typer(_outbox_cli.app, name="outbox")
 app.add_typer(_webhooks_cli.app, name="webhook")
+app.add_typer(_integrations_cli.app, name="integration")
 app.command("worker")(_worker_cli.worker)
 
 

@@ -1,7 +1,9 @@
-"""``lockbox webhook``: register, list and delete signed webhook endpoints."""
+"""``lockbox webhook``: register, list and delete webhook endpoints (signed JSON, or Slack
+and Microsoft Teams chat messages)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -10,9 +12,18 @@ from lockbox.cli import output
 from lockbox.cli.remote import api, is_remote, local, root
 
 app = typer.Typer(
-    help="Webhook endpoints (signed per Standard Webhooks; secret shown once).",
+    help="Webhook endpoints: signed JSON (Standard Webhooks; secret shown once), or Slack / "
+    "Microsoft Teams chat messages (--format slack|teams; no links, not signed).",
     no_args_is_help=True,
 )
+
+
+class Format(StrEnum):
+    """The choices of ``--format`` (the service's ``WebhookFormat``, spelt out for Typer)."""
+
+    STANDARD = "standard"
+    SLACK = "slack"
+    TEAMS = "teams"
 
 
 def _emit(ctx: typer.Context, data: Any) -> None:
@@ -23,6 +34,7 @@ def _emit(ctx: typer.Context, data: Any) -> None:
 
 
 @app.command("create")
+@app.command("add", hidden=True)  # the same command under the word people also reach for
 def webhook_create(
     ctx: typer.Context,
     url: str,
@@ -34,10 +46,19 @@ def webhook_create(
         list[str] | None,
         typer.Option("--event", help="Event type to send (repeatable); default: all ('*')."),
     ] = None,
+    format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            case_sensitive=False,
+            help="standard: signed JSON events; slack / teams: a chat message for a Slack or "
+            "Teams incoming-webhook URL (no links, not signed: the URL is the secret).",
+        ),
+    ] = Format.STANDARD,
 ) -> None:
-    """Register an endpoint; prints its signing secret ONCE."""
+    """Register an endpoint; prints its signing secret ONCE (standard format)."""
     if is_remote(ctx):
-        body = {"url": url, "tenant": tenant, "events": event or ["*"]}
+        body = {"url": url, "tenant": tenant, "events": event or ["*"], "format": format.value}
         data = api(ctx, "POST", "/v1/webhooks", json=body)
     else:
         from lockbox.service import webhooks
@@ -49,11 +70,19 @@ def webhook_create(
             url=url,
             events=event,
             tenant=tenant,
+            format=format.value,
         )
         data = {**webhooks.view(created.row), "secret": created.secret}
     _emit(ctx, data)
-    if not root(ctx).json:
+    if root(ctx).json:
+        return
+    if data.get("secret"):
         output.err.print("Store the secret now: it is not shown again.")
+    else:
+        output.err.print(
+            "Slack and Teams messages are not signed (those services check no signature): "
+            "the webhook URL is the secret. Keep it private."
+        )
 
 
 @app.command("list")
@@ -75,11 +104,12 @@ def webhook_list(
         return
     output.table(
         "Webhooks",
-        ["id", "tenant", "url", "events", "created"],
+        ["id", "tenant", "format", "url", "events", "created"],
         (
             [
                 h["id"],
                 h["tenant_id"] or "(provider)",
+                h.get("format", "standard"),
                 h["url"],
                 ",".join(h["events"]),
                 h["created_at"],

@@ -32,6 +32,7 @@ PREFIXES = {
     "recovery": "rcv",
     "checkpoint": "ckp",
     "receipt": "rct",
+    "integration": "hdi",  # a help-desk integration
 }
 
 _ID_RE = re.compile(r"^[a-z]{2,5}_[0-9a-z]{26}$")

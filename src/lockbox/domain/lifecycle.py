@@ -47,6 +47,16 @@ TERMINAL = frozenset(
 OPEN_STATES = frozenset({State.PENDING_REVIEW, State.PENDING_APPROVAL, State.APPROVED})
 
 
+#: The deadline of each state that has one: the name of the request's field that holds it
+#: and the state the request reads as from that instant. The one definition the aggregate
+#: (``effective_state``), the list filters and the sweeper's due query are built from.
+DEADLINES: dict[State, tuple[str, State]] = {
+    State.PENDING_REVIEW: ("review_deadline", State.EXPIRED),
+    State.PENDING_APPROVAL: ("approval_deadline", State.EXPIRED),
+    State.APPROVED: ("access_deadline", State.ACCESS_ENDED),
+}
+
+
 class Event(StrEnum):
     SUBMIT = "submit"
     REVIEW_APPROVE = "review_approve"

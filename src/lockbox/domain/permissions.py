@@ -55,6 +55,10 @@ class Intent(StrEnum):
     WEBHOOK_MANAGE = "webhook.manage"
     OUTBOX_MANAGE = "outbox.manage"
     KEYS_MANAGE = "keys.manage"
+    #: Add, list, rotate and delete help-desk integrations (their signing secrets).
+    INTEGRATION_MANAGE = "integration.manage"
+    #: Change a case's title or assignee. Only a help-desk integration does, for its tickets.
+    CASE_UPDATE = "case.update"
 
 
 class Scope(StrEnum):
@@ -114,6 +118,7 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.WEBHOOK_MANAGE: _ANY,
         _I.OUTBOX_MANAGE: _ANY,
         _I.KEYS_MANAGE: _ANY,
+        _I.INTEGRATION_MANAGE: _ANY,
     },
     Role.RESOURCE_SERVICE: {
         _I.ACCESS_CHECK: _ANY,
@@ -163,6 +168,18 @@ OPERATOR_EXTRA = frozenset(
     {Intent.TOKEN_MANAGE, Intent.CREDENTIAL_ISSUE, Intent.USER_PASSWORD_RESET}
 )
 
+#: What a help-desk integration may do when a signed event of its help desk arrives. It is
+#: software, not a person, and holds no role: it names tenants, opens support cases, and
+#: updates and closes cases. :mod:`lockbox.service.helpdesk` reaches a case only through
+#: the integration's own ticket links, so it only ever touches the cases it opened itself.
+INTEGRATION_GRANTS: dict[Intent, Scope] = {
+    Intent.TENANT_VIEW: Scope.ANY_TENANT,
+    Intent.CASE_VIEW: Scope.ANY_TENANT,
+    Intent.CASE_OPEN: Scope.ANY_TENANT,
+    Intent.CASE_UPDATE: Scope.ANY_TENANT,
+    Intent.CASE_CLOSE: Scope.ANY_TENANT,
+}
+
 #: Which intent makes an object *visible*; without it the object answers "not found".
 VISIBILITY: dict[str, Intent] = {
     "tenant": Intent.TENANT_VIEW,
@@ -181,6 +198,8 @@ NOT_FOUND_NAMES: dict[str, str] = {"request": "access request", "case": "support
 def scopes(principal: Principal, intent: Intent) -> set[Scope]:
     """Every scope under which any of the principal's roles grants ``intent``."""
     found: set[Scope] = set()
+    if principal.kind is ActorKind.INTEGRATION and intent in INTEGRATION_GRANTS:
+        found.add(INTEGRATION_GRANTS[intent])
     for role in principal.roles:
         if role.side != principal.side:
             continue  # a role of the other side never counts (customers cannot act as staff)

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from lockbox.domain.errors import ValidationError
+from lockbox.domain.stages import StageRule, default_stages, parse_groups, parse_stages
 
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
@@ -49,6 +50,11 @@ class LockboxPolicy:
     notify_emails: tuple[str, ...] = field(default_factory=tuple)
     #: A reminder goes out when this fraction of the approval window is left.
     reminder_fraction: float = 0.25
+    #: The customer's approval stages, in order; empty: one stage of ``required_approvals``
+    #: of the tenant's approvers and admins (:meth:`approval_stages`).
+    stages: tuple[StageRule, ...] = ()
+    #: Named groups of the tenant's people (user ids) that a stage can name.
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         for name, (low, high) in WINDOW_BOUNDS.items():
@@ -79,6 +85,23 @@ class LockboxPolicy:
             validate_email(e, f"notify_emails[{i}]") for i, e in enumerate(self.notify_emails)
         )
         object.__setattr__(self, "notify_emails", tuple(dict.fromkeys(cleaned)))
+        object.__setattr__(self, "stages", parse_stages(self.stages, allow_empty=True))
+        object.__setattr__(self, "groups", parse_groups(self.groups))
+        named = dict(self.groups)
+        for i, stage in enumerate(self.stages):
+            if stage.group is not None and stage.group not in named:
+                raise ValidationError(f"stages[{i}].group", f"no group named {stage.group!r}")
+
+    def approval_stages(self) -> tuple[StageRule, ...]:
+        """The stages a request that reaches the customer must pass (never empty)."""
+        return self.stages or default_stages(self.required_approvals)
+
+    def groups_of(self, user_id: str) -> frozenset[str]:
+        """The names of the groups ``user_id`` belongs to."""
+        return frozenset(name for name, members in self.groups if user_id in members)
+
+    def group_members(self, name: str) -> tuple[str, ...]:
+        return dict(self.groups).get(name, ())
 
     def with_changes(self, **changes: Any) -> LockboxPolicy:
         """Return a validated copy; unknown fields are refused by name."""
@@ -98,6 +121,8 @@ class LockboxPolicy:
             "required_approvals": self.required_approvals,
             "notify_emails": list(self.notify_emails),
             "reminder_fraction": self.reminder_fraction,
+            "stages": [stage.as_dict() for stage in self.stages],
+            "groups": {name: list(members) for name, members in self.groups},
         }
 
 

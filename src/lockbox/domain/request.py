@@ -39,6 +39,7 @@ from lockbox.domain.resources import (
     validate_resources,
 )
 from lockbox.domain.roles import ActorKind, Principal, Side
+from lockbox.domain.stages import PlannedStage, default_stages, plan
 
 
 class DecisionKind(StrEnum):
@@ -55,6 +56,7 @@ class Decision:
     at: datetime
     comment: str | None = None
     credential: str | None = None  # what the approver acted with (token, session)
+    stage: str | None = None  # the key of the stage it was made in (None: before stages)
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,13 @@ class AccessRequest:
     reviewed_at: datetime | None = None
     review_comment: str | None = None
     customer_step: bool | None = None  # decided at review: was the tenant's lockbox on?
-    required_approvals: int = 1
+    required_approvals: int = 1  # in all stages together
     approval_deadline: datetime | None = None
     decisions: tuple[Decision, ...] = field(default_factory=tuple)
+    #: The customer's stages, frozen when the request reached the customer (a later
+    #: policy change never moves the goalposts); empty before that, and for requests
+    #: from before stages existed (see :meth:`planned_stages`).
+    stages: tuple[PlannedStage, ...] = ()
     approved_at: datetime | None = None
     access_deadline: datetime | None = None
     ended_at: datetime | None = None
@@ -88,11 +94,8 @@ class AccessRequest:
 
     def stage_deadline(self) -> datetime | None:
         """The deadline of the current stage, or None in a terminal state."""
-        return {
-            State.PENDING_REVIEW: self.review_deadline,
-            State.PENDING_APPROVAL: self.approval_deadline,
-            State.APPROVED: self.access_deadline,
-        }.get(self.state)
+        deadline = lifecycle.DEADLINES.get(self.state)
+        return None if deadline is None else getattr(self, deadline[0])
 
     def deadline_passed(self, now: datetime) -> bool:
         """A deadline is passed *at* the deadline instant: windows are half-open ``[start, end)``."""
@@ -107,10 +110,29 @@ class AccessRequest:
         """
         if not self.deadline_passed(now):
             return self.state
-        return State.ACCESS_ENDED if self.state is State.APPROVED else State.EXPIRED
+        return lifecycle.DEADLINES[self.state][1]
 
     def approvals(self) -> tuple[Decision, ...]:
         return tuple(d for d in self.decisions if d.kind is DecisionKind.APPROVE)
+
+    def planned_stages(self) -> tuple[PlannedStage, ...]:
+        """The stages this request must pass; a request stored before stages existed has
+        the one stage it was created with: ``required_approvals`` approvers or admins."""
+        if self.stages or not self.customer_step:
+            return self.stages
+        return (PlannedStage.of(default_stages(self.required_approvals)[0]),)
+
+    def stage_approvals(self, stage: PlannedStage) -> tuple[Decision, ...]:
+        """The approvals that count for ``stage`` (one before stages counts for the first)."""
+        first = self.planned_stages()[0].key
+        return tuple(d for d in self.approvals() if (d.stage or first) == stage.key)
+
+    def current_stage(self) -> PlannedStage | None:
+        """The first stage still short of approvals; None once every stage is met."""
+        for stage in self.planned_stages():
+            if len(self.stage_approvals(stage)) < stage.required:
+                return stage
+        return None
 
     def decided_by(self, actor_id: str) -> bool:
         return any(d.actor_id == actor_id for d in self.decisions)
@@ -135,6 +157,23 @@ class Change:
     @property
     def operation(self) -> str:
         return f"request.{self.event.value}"
+
+
+def decision_applies(request: AccessRequest, seen_version: int) -> bool:
+    """Whether a customer decision made on ``seen_version`` may apply to ``request`` now.
+
+    While a request waits for the customer, the only change that leaves it waiting is
+    another person's approval (each one version, each one decision), and approvals by
+    different people that arrive together must all count: a decision made on any version
+    since the request reached the customer answers the same question. Anything else
+    (the request moved on meanwhile) has to be reloaded and decided again.
+    """
+    if seen_version == request.version:
+        return True
+    if request.state is not State.PENDING_APPROVAL:
+        return False
+    reached_customer = request.version - len(request.decisions)
+    return reached_customer <= seen_version < request.version
 
 
 # -- creating ----------------------------------------------------------------------
@@ -224,11 +263,19 @@ def review(
     if not approve:
         return _finish(base, event, State.REJECTED, actor, now, note)
     if policy.enabled:
+        planned = plan(
+            policy.approval_stages(),
+            request.access_level,
+            request.resources,
+            fallback=default_stages(policy.required_approvals),
+        )
+        required = sum(stage.required for stage in planned)
         changed = replace(
             base,
             state=State.PENDING_APPROVAL,
             customer_step=True,
-            required_approvals=policy.required_approvals,
+            required_approvals=required,
+            stages=planned,
             approval_deadline=now + policy.approval_window,
         )
         return _change(
@@ -239,7 +286,8 @@ def review(
             now,
             note,
             approval_deadline=_iso(changed.approval_deadline),
-            required_approvals=policy.required_approvals,
+            required_approvals=required,
+            stages=[stage.as_dict() for stage in planned],
         )
     changed = replace(
         base,
@@ -276,28 +324,35 @@ def decide(
     _guard(request, event, actor, now)
     if request.decided_by(actor.id):
         raise AlreadyDecided("you have already decided on this request", state=request.state.value)
+    stage = present(request.current_stage(), "the stage of a request waiting for approval")
+    groups = policy.groups_of(actor.id)
+    if approve and not stage.admits(actor.roles, groups):
+        raise PermissionDenied(f"the {stage.name} stage needs {_who(stage)} to approve it")
+    if not approve and not any(s.admits(actor.roles, groups) for s in request.planned_stages()):
+        raise PermissionDenied("only someone who can approve one of its stages can deny it")
     decision = Decision(
         actor_id=actor.id,
         kind=DecisionKind.APPROVE if approve else DecisionKind.DENY,
         at=now,
         comment=note,
         credential=actor.credential,
+        stage=stage.key,
     )
     with_decision = replace(request, decisions=(*request.decisions, decision))
     if not approve:
-        return _finish(with_decision, event, State.DENIED, actor, now, note)
-    count = len(with_decision.approvals())
-    if count < request.required_approvals:
-        return _change(
-            request,
-            with_decision,
-            event,
-            actor,
-            now,
-            note,
-            approvals=count,
-            required_approvals=request.required_approvals,
-        )
+        return _finish(with_decision, event, State.DENIED, actor, now, note, stage=stage.key)
+    progress = {
+        "stage": stage.key,
+        "stage_approvals": len(with_decision.stage_approvals(stage)),
+        "stage_required": stage.required,
+        "approvals": len(with_decision.approvals()),
+        "required_approvals": request.required_approvals,
+    }
+    following = with_decision.current_stage()
+    if following is not None:
+        if following.key != stage.key:
+            progress["next_stage"] = following.key
+        return _change(request, with_decision, event, actor, now, note, **progress)
     approved = replace(
         with_decision,
         state=State.APPROVED,
@@ -311,10 +366,18 @@ def decide(
         actor,
         now,
         note,
-        approvals=count,
-        required_approvals=request.required_approvals,
+        **progress,
         access_deadline=_iso(approved.access_deadline),
     )
+
+
+def _who(stage: PlannedStage) -> str:
+    """Who may approve a stage, in words."""
+    names = {"approver": "an approver", "tenant_admin": "a tenant admin"}
+    parts = [names[role.value] for role in sorted(stage.roles) if role.value in names]
+    if stage.group is not None:
+        parts.append(f"a member of the group {stage.group!r}")
+    return " or ".join(parts) or "someone the policy names"
 
 
 def cancel(request: AccessRequest, actor: Principal, *, comment: object, now: datetime) -> Change:

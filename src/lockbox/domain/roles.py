@@ -40,6 +40,7 @@ class ActorKind(StrEnum):
     USER = "user"
     SYSTEM = "system"  # the deadline sweeper and other automatic transitions
     OPERATOR = "operator"  # someone with direct access to the database via the local CLI
+    INTEGRATION = "integration"  # a help desk, through a signed event (lockbox.service.helpdesk)
 
 
 @dataclass(frozen=True)

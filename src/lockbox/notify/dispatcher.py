@@ -38,8 +38,7 @@ from lockbox.notify.webhooks import (
     HttpxWebhookSender,
     WebhookError,
     WebhookSender,
-    body_bytes,
-    headers,
+    build_request,
 )
 from lockbox.service import delivery
 from lockbox.service.app import Lockbox
@@ -373,8 +372,16 @@ class Dispatcher:
             check_url(hook.url, policy=self._destinations())
         except ValidationError as exc:
             raise WebhookError("refused destination", exc.message, permanent=True) from exc
-        body = body_bytes(row.payload)
-        self._sender().post(hook.url, body, headers(row.id, hook.secret, body, self._wall_now()))
+        body, request_headers = build_request(
+            hook.format,
+            row.id,
+            row.payload,
+            secret=hook.secret,
+            signed_at=self._wall_now(),
+            now=self.app.now(),
+            provider_name=self.settings.provider_name,
+        )
+        self._sender().post(hook.url, body, request_headers)
 
     @staticmethod
     def _wall_now() -> datetime:

@@ -1,4 +1,6 @@
-"""Delivering webhook events: a signed JSON POST (Standard Webhooks headers).
+"""Delivering webhook events: a signed JSON POST (Standard Webhooks headers), or a chat
+message for a Slack or Microsoft Teams incoming webhook (:mod:`lockbox.notify.chat`,
+unsigned: those services check no signature, the URL itself is the credential).
 
 Every delivery resolves the endpoint's host **once**, checks every address
 the answer holds (:func:`lockbox.service.webhooks.check_destination`: nothing
@@ -29,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from lockbox.domain.errors import ValidationError
+from lockbox.notify import chat
 from lockbox.sdk.webhooks import sign
 from lockbox.service.webhooks import (
     DestinationPolicy,
@@ -48,6 +51,7 @@ CATEGORIES = (
     "TLS error",
     "timeout",
     "connection failed",
+    "unsupported format",
 )
 
 
@@ -81,6 +85,37 @@ def headers(msg_id: str, secret: str, body: bytes, now: datetime) -> dict[str, s
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(secret, msg_id, timestamp, body),
     }
+
+
+def chat_headers() -> dict[str, str]:
+    """Headers of a Slack or Teams delivery: JSON, and no signature (nobody would check it)."""
+    return {"content-type": "application/json", "user-agent": "Lockbox-Webhooks/1"}
+
+
+def build_request(
+    fmt: str,
+    msg_id: str,
+    payload: dict[str, Any],
+    *,
+    secret: str,
+    signed_at: datetime,
+    now: datetime,
+    provider_name: str = "Your provider",
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one delivery in the endpoint's format ``fmt``.
+
+    ``standard``: the payload itself, signed with ``secret`` at ``signed_at`` (real
+    time, for the receiver's replay check). ``slack`` / ``teams``: the chat message
+    rendered from the same payload, deadlines relative to ``now`` (the time of
+    sending, like e-mails). Another format is a permanent failure.
+    """
+    if fmt == "standard":
+        body = body_bytes(payload)
+        return body, headers(msg_id, secret, body, signed_at)
+    if fmt not in chat.CHAT_FORMATS:
+        raise WebhookError("unsupported format", f"unknown webhook format {fmt!r}", permanent=True)
+    message = chat.render(fmt, payload, now, provider_name=provider_name)
+    return body_bytes(message), chat_headers()
 
 
 class WebhookSender(Protocol):

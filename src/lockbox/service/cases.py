@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from lockbox.domain import request as domain
 from lockbox.domain import text
 from lockbox.domain.case import CaseStatus, SupportCase
@@ -28,35 +31,56 @@ def open_case(
     clean_ref = text.text(reference, "reference", max_len=100, required=False, multiline=False)
     optional_ref(engineer, "engineer")
     with app.tx() as tx:
-        tenant_obj = load_tenant(tx, actor, tenant)
-        # A new case has nothing to hide yet: the tenant's visibility was checked above,
-        # so a role without case.open on a visible tenant is refused (403), not "not found".
-        authorize(actor, Intent.CASE_OPEN, kind="case_new", tenant_id=tenant_obj.id)
-        assignee = (
-            repo.get_user(tx.conn, engineer) if engineer else repo.get_user(tx.conn, actor.id)
+        return open_case_in(
+            tx, actor, tenant=tenant, title=clean_title, engineer=engineer, reference=clean_ref
         )
-        # The assignee must be someone who may request access on the case: an active engineer.
-        if assignee is None or not allows(
-            assignee.principal(), Intent.REQUEST_SUBMIT, tenant_obj.id
-        ):
-            raise ValidationError("engineer", "must name an active support engineer")
-        case = SupportCase(
-            id=new_id("case"),
-            tenant_id=tenant_obj.id,
-            title=clean_title,
-            reference=clean_ref,
-            engineer_id=assignee.id,
-            status=CaseStatus.OPEN,
-            opened_at=tx.now,
-            opened_by=actor.id,
-        )
-        repo.insert_case(tx.conn, case)
-        tx.audit(
-            tenant_id=case.tenant_id,
-            actor=actor,
-            operation="case.opened",
-            details={"case_id": case.id, "title": case.title, "engineer_id": case.engineer_id},
-        )
+
+
+def open_case_in(
+    tx: Tx,
+    actor: Principal,
+    *,
+    tenant: str,
+    title: str,
+    engineer: str | None = None,
+    reference: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> SupportCase:
+    """:func:`open_case` inside the caller's transaction (a help-desk event opens a case and
+    links it to its ticket in one); ``details`` are added to the audit record."""
+    clean_title = text.required_text(title, "title", max_len=text.NAME_MAX, multiline=False)
+    clean_ref = text.text(reference, "reference", max_len=100, required=False, multiline=False)
+    optional_ref(engineer, "engineer")
+    tenant_obj = load_tenant(tx, actor, tenant)
+    # A new case has nothing to hide yet: the tenant's visibility was checked above,
+    # so a role without case.open on a visible tenant is refused (403), not "not found".
+    authorize(actor, Intent.CASE_OPEN, kind="case_new", tenant_id=tenant_obj.id)
+    assignee = repo.get_user(tx.conn, engineer) if engineer else repo.get_user(tx.conn, actor.id)
+    # The assignee must be someone who may request access on the case: an active engineer.
+    if assignee is None or not allows(assignee.principal(), Intent.REQUEST_SUBMIT, tenant_obj.id):
+        raise ValidationError("engineer", "must name an active support engineer")
+    case = SupportCase(
+        id=new_id("case"),
+        tenant_id=tenant_obj.id,
+        title=clean_title,
+        reference=clean_ref,
+        engineer_id=assignee.id,
+        status=CaseStatus.OPEN,
+        opened_at=tx.now,
+        opened_by=actor.id,
+    )
+    repo.insert_case(tx.conn, case)
+    tx.audit(
+        tenant_id=case.tenant_id,
+        actor=actor,
+        operation="case.opened",
+        details={
+            "case_id": case.id,
+            "title": case.title,
+            "engineer_id": case.engineer_id,
+            **(details or {}),
+        },
+    )
     return case
 
 
@@ -102,29 +126,42 @@ def close_case(
     """
     note = text.comment(comment)
     with app.tx() as tx:
-        case = load_case(tx, actor, case_id, lock=True)
-        authorize(
-            actor,
-            Intent.CASE_CLOSE,
-            kind="case",
-            tenant_id=case.tenant_id,
-            owner_id=case.engineer_id,
+        return close_case_in(tx, actor, case_id, note=note)
+
+
+def close_case_in(
+    tx: Tx,
+    actor: Principal,
+    case_id: str,
+    *,
+    note: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> tuple[SupportCase, list[domain.AccessRequest]]:
+    """:func:`close_case` inside the caller's transaction (a help-desk event closes the case
+    and records its ticket closed in one); ``details`` are added to the audit record."""
+    case = load_case(tx, actor, case_id, lock=True)
+    authorize(
+        actor,
+        Intent.CASE_CLOSE,
+        kind="case",
+        tenant_id=case.tenant_id,
+        owner_id=case.engineer_id,
+    )
+    open_requests = repo.open_requests_for_case(tx.conn, case.id, lock=True)
+    closed = case.close(actor.id, tx.now)
+    repo.close_case(tx.conn, closed)
+    tx.audit(
+        tenant_id=case.tenant_id,
+        actor=actor,
+        operation="case.closed",
+        details={"case_id": case.id, **({"comment": note} if note else {}), **(details or {})},
+    )
+    ended = []
+    for request in open_requests:
+        change = domain.expire(request, now=tx.now) or domain.end_for_closed_case(
+            request, actor, now=tx.now
         )
-        open_requests = repo.open_requests_for_case(tx.conn, case.id, lock=True)
-        closed = case.close(actor.id, tx.now)
-        repo.close_case(tx.conn, closed)
-        tx.audit(
-            tenant_id=case.tenant_id,
-            actor=actor,
-            operation="case.closed",
-            details={"case_id": case.id, **({"comment": note} if note else {})},
-        )
-        ended = []
-        for request in open_requests:
-            change = domain.expire(request, now=tx.now) or domain.end_for_closed_case(
-                request, actor, now=tx.now
-            )
-            repo.update_request(tx.conn, change.request, request)
-            tx.record(change)
-            ended.append(change.request)
+        repo.update_request(tx.conn, change.request, request)
+        tx.record(change)
+        ended.append(change.request)
     return closed, ended

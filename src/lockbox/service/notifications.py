@@ -17,6 +17,7 @@ from lockbox.domain.lifecycle import Event, State
 from lockbox.domain.request import AccessRequest, Change
 from lockbox.domain.roles import Principal, Role
 from lockbox.domain.user import User
+from lockbox.service import approvers
 from lockbox.store import repositories as repo
 from lockbox.store.outbox import OutboxMessage, enqueue, enqueue_many
 
@@ -114,10 +115,13 @@ def plan(tx: Tx, change: Change) -> None:
         emails += _to(
             "review_needed", repo.emails_with_roles(tx.conn, [Role.MANAGER], tenant_id=None)
         )
-    elif event is Event.REVIEW_APPROVE and change.target is State.PENDING_APPROVAL:
-        approvers = _approver_addresses(tx, request)
-        emails += _to("approval_needed", approvers)
-        reminders = _reminders(tx, request, data, approvers)
+    elif (event is Event.REVIEW_APPROVE and change.target is State.PENDING_APPROVAL) or (
+        event is Event.APPROVE and "next_stage" in change.details
+    ):
+        # The request reached the customer, or its next stage: that stage's people hear.
+        to_ask = _approver_addresses(tx, request)
+        emails += _to("approval_needed", to_ask)
+        reminders = _reminders(tx, request, data, to_ask)
     elif change.target is State.APPROVED and change.source is not State.APPROVED:
         emails += _to("approved", requester_addr)
     elif event in _REQUESTER_TOPIC:
@@ -301,10 +305,16 @@ def _reminders(
 
 
 def _approver_addresses(tx: Tx, request: AccessRequest) -> list[str]:
+    """Who is asked to approve: the people of the current stage (who may still approve,
+    :func:`lockbox.service.approvers.eligible`) and the policy's extra addresses; once
+    nobody is asked any more (canceled), everyone who could have approved."""
     tenant = tx.tenant(request.tenant_id)
-    people = repo.emails_with_roles(
-        tx.conn, [Role.APPROVER, Role.TENANT_ADMIN], tenant_id=request.tenant_id
-    )
+    if request.state is State.PENDING_APPROVAL:
+        people = [user.email for user in approvers.eligible(tx, request)]
+    else:
+        people = repo.emails_with_roles(
+            tx.conn, [Role.APPROVER, Role.TENANT_ADMIN], tenant_id=request.tenant_id
+        )
     extra = list(tenant.policy.notify_emails) if tenant else []
     return list(dict.fromkeys([*people, *extra]))
 

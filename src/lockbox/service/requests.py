@@ -16,7 +16,7 @@ from lockbox.domain.permissions import Intent, Scope, authorize, scopes, visible
 from lockbox.domain.policy import LockboxPolicy
 from lockbox.domain.request import AccessRequest, Change
 from lockbox.domain.roles import Principal
-from lockbox.service import step_up
+from lockbox.service import approvers, step_up
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.cases import load_case
 from lockbox.service.tenants import load_tenant
@@ -34,6 +34,8 @@ class RequestView:
     as_of: datetime
     history: tuple[AuditRecord, ...] = ()
     history_truncated: bool = False  # more records than ``history_limit``: page the audit log
+    #: Who may still approve it now (user ids, single-request reads of a pending request).
+    can_approve: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, request: AccessRequest, now: datetime) -> RequestView:
@@ -78,11 +80,23 @@ def _transition(
     request_id: str,
     decide: Callable[[AccessRequest, LockboxPolicy, datetime], Change],
     expected_version: int | None,
+    *,
+    customer_decision: bool = False,
 ) -> AccessRequest:
-    """Load, decide, write with a version check, audit and notify — in one transaction."""
+    """Load, decide, write with a version check, audit and notify — in one transaction.
+
+    A customer decision locks the request row first (step 2 of the lock order), so
+    approvals by several people at once queue and each sees the ones before it; with
+    ``expected_version`` it applies on any version that only other approvals changed
+    (:func:`~lockbox.domain.request.decision_applies`). Other transitions stay
+    optimistic: the loser of two gets a conflict.
+    """
     with app.tx() as tx:
-        current = load_request(tx, actor, request_id)
-        if expected_version is not None and expected_version != current.version:
+        current = load_request(tx, actor, request_id, lock=customer_decision)
+        if expected_version is not None and not (
+            expected_version == current.version
+            or (customer_decision and domain.decision_applies(current, expected_version))
+        ):
             raise Conflict(
                 f"the request is at version {current.version}, not {expected_version}; "
                 "reload it and decide again",
@@ -134,6 +148,7 @@ def decide_request(
             r, actor, approve=approve, comment=comment, policy=p, now=now
         ),
         expected_version,
+        customer_decision=True,
     )
 
 
@@ -192,9 +207,9 @@ def revoke_request(
 # -- queries ------------------------------------------------------------------------
 
 
-def load_request(tx: Tx, actor: Principal, request_id: str) -> AccessRequest:
+def load_request(tx: Tx, actor: Principal, request_id: str, *, lock: bool = False) -> AccessRequest:
     validate_id(request_id, "request", "request_id")
-    request = repo.get_request(tx.conn, request_id)
+    request = repo.get_request(tx.conn, request_id, lock=lock)
     if request is None:
         raise NotFound("access request not found")
     authorize(
@@ -232,12 +247,15 @@ def get_request(
                 repo.AuditFilter(tenant_id=request.tenant_id, request_id=request.id),
                 limit=history_limit + 1,
             )
+        state = request.effective_state(tx.now)
+        waiting = approvers.eligible(tx, request) if state is State.PENDING_APPROVAL else []
         return RequestView(
             request,
-            request.effective_state(tx.now),
+            state,
             tx.now,
             tuple(records[:history_limit]),
             history_truncated=len(records) > history_limit,
+            can_approve=tuple(u.id for u in waiting),
         )
 
 

@@ -9,7 +9,7 @@ from lockbox.domain.audit import PROVIDER_CHAIN
 from lockbox.domain.errors import AlreadyExists, Conflict, NotFound, ValidationError
 from lockbox.domain.ids import new_id, validate_id
 from lockbox.domain.permissions import Intent, authorize, list_scope
-from lockbox.domain.policy import LockboxPolicy
+from lockbox.domain.policy import LockboxPolicy, validate_email
 from lockbox.domain.roles import Principal
 from lockbox.domain.tenant import Tenant, validate_domains, validate_slug
 from lockbox.service import step_up
@@ -143,6 +143,32 @@ def list_tenants(app: Lockbox, actor: Principal) -> list[Tenant]:
         return repo.list_tenants(tx.conn, tenant_id)
 
 
+def _group_members(tx: Tx, tenant: Tenant, groups: object) -> dict[str, list[str]]:
+    """Named groups with each member (an e-mail address or a user id) resolved to the user
+    id of one of this tenant's people; anyone else is refused, naming the entry."""
+    if not isinstance(groups, dict):
+        raise ValidationError("groups", "must map group names to lists of people")
+    resolved: dict[str, list[str]] = {}
+    for name, members in groups.items():
+        if not isinstance(members, list | tuple):
+            raise ValidationError(f"groups.{name}", "must be a list of people")
+        ids = []
+        for i, member in enumerate(members):
+            where = f"groups.{name}[{i}]"
+            if not isinstance(member, str) or not member.strip():
+                raise ValidationError(where, "must be an e-mail address or a user id")
+            if "@" in member:
+                ref = validate_email(member, where)
+            else:
+                ref = validate_id(member.strip(), "user", where)
+            user = repo.get_user(tx.conn, ref)
+            if user is None or user.tenant_id != tenant.id:
+                raise ValidationError(where, f"{member!r} is not one of this organisation's people")
+            ids.append(user.id)
+        resolved[name] = ids
+    return resolved
+
+
 def change_policy(
     app: Lockbox,
     actor: Principal,
@@ -163,6 +189,8 @@ def change_policy(
                 state="enabled" if tenant.policy.enabled else "disabled",
                 version=tenant.version,
             )
+        if "groups" in changes:
+            changes = {**changes, "groups": _group_members(tx, tenant, changes["groups"])}
         new_policy = tenant.policy.with_changes(**changes)
         before, after = tenant.policy.as_dict(), new_policy.as_dict()
         diff = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}

@@ -88,9 +88,20 @@ def request(view: RequestView, *, history: bool = False) -> dict[str, Any]:
                 "at": ts(d.at),
                 "comment": d.comment,
                 "credential": d.credential,
+                "stage": d.stage,
             }
             for d in r.decisions
         ],
+        "stages": [
+            {
+                **stage.as_dict(),
+                "approved_by": [d.actor_id for d in r.stage_approvals(stage)],
+                "met": len(r.stage_approvals(stage)) >= stage.required,
+            }
+            for stage in r.planned_stages()
+        ],
+        "current_stage": current.key if (current := r.current_stage()) else None,
+        "can_approve": list(view.can_approve),
         "approved_at": ts(r.approved_at),
         "access_deadline": ts(r.access_deadline),
         "ended_at": ts(r.ended_at),

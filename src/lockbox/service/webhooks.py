@@ -1,5 +1,13 @@
 """Webhook endpoints: register (secret shown once), list, delete.
 
+**Formats.** An endpoint receives either signed JSON events (``standard``, the
+default: Standard Webhooks headers, keyed with the secret shown once at
+registration) or chat messages for an incoming webhook of Slack (``slack``) or
+Microsoft Teams (``teams``), rendered by :mod:`lockbox.notify.chat` with no link
+in them. Slack and Teams do not check a signature, so a chat endpoint has no
+secret: its URL is the secret, and it is shown masked everywhere
+(:func:`display_url`). Every format goes through the same destination checks.
+
 A tenant admin manages their tenant's endpoints; the provider admin manages
 provider-level endpoints (which hear every tenant's events) and any tenant's.
 Who may do it is the permission matrix (``webhook.manage``); a tenant the
@@ -30,6 +38,7 @@ import secrets
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 from lockbox.config import Settings, get_settings
@@ -89,12 +98,31 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$")
 
 
+class WebhookFormat(StrEnum):
+    """What an endpoint receives: signed JSON, or a Slack or Teams chat message."""
+
+    STANDARD = "standard"
+    SLACK = "slack"
+    TEAMS = "teams"
+
+    @property
+    def signed(self) -> bool:
+        """Only standard deliveries are signed; Slack and Teams would not check a signature."""
+        return self is WebhookFormat.STANDARD
+
+
+FORMATS = tuple(f.value for f in WebhookFormat)
+
+
 @dataclass(frozen=True)
 class RegisteredWebhook:
-    """A new endpoint; ``secret`` is shown to the caller once and never again."""
+    """A new endpoint; ``secret`` is shown to the caller once and never again.
+
+    None for a chat endpoint (Slack, Teams): nothing is signed, the URL is the secret.
+    """
 
     row: WebhookRow
-    secret: str
+    secret: str | None
 
 
 class DestinationRefused(ValidationError):
@@ -345,9 +373,13 @@ _SECRET_PARAM = re.compile(
     r"(token|key|secret|sig|signature|auth|password|passwd|pwd|code|credential|session|hash)",
     re.IGNORECASE,
 )
-#: A path segment that looks like a credential rather than a word: long and random-looking.
-_TOKENISH = re.compile(r"^[A-Za-z0-9_\-.~+=]{16,}$")
+#: A path segment that looks like a credential rather than a word: long and random-looking
+#: (``@`` for Teams' ``/webhookb2/<group>@<tenant>/…``, ``%`` for percent-encoded tokens).
+_TOKENISH = re.compile(r"^[A-Za-z0-9_\-.~+=@%]{16,}$")
 MASK = "…"
+#: Hosts whose URLs always end in their credential, whatever it looks like: Slack's incoming
+#: webhooks (``/services/T…/B…/<token>``) and workflow triggers (``/triggers/…/<token>``).
+_LAST_SEGMENT_SECRET_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
 
 
 def _secret_looking(segment: str) -> bool:
@@ -359,23 +391,34 @@ def _secret_looking(segment: str) -> bool:
     return not words and (has_digit or mixed or len(segment) >= 24)
 
 
+def _masked(segment: str) -> str:
+    return segment[:4] + MASK if len(segment) >= 16 else MASK
+
+
 def display_url(url: str) -> str:
     """The URL as Lockbox shows it (API, CLI, pages, audit): credentials in it masked.
 
     Receivers often put their secret into the URL itself (Slack's
-    ``/services/T…/B…/<token>``, ``?sig=…`` or ``?code=…``), so a listing or an
-    audit export must not hand it to whoever reads them. A path segment that
-    looks like a token (16+ characters, not a plain word) keeps its first four
-    characters; the value of a query parameter named like a credential is
+    ``/services/T…/B…/<token>``, Teams' ``…webhook.office.com/webhookb2/…/<token>``
+    and Workflows' ``…logic.azure.com/workflows/<id>/…?sig=…``, ``?code=…``), and
+    for a Slack or Teams endpoint the URL is the only secret there is, so a
+    listing or an audit export must not hand it to whoever reads them. A path
+    segment that looks like a token (16+ characters, not a plain word) keeps its
+    first four characters, and so does the last segment of a Slack webhook, whatever
+    it looks like; the value of a query parameter named like a credential is
     replaced. Scheme, host, port and the rest of the path stay recognisable.
     """
     try:
         parts = urlsplit(url)
+        host = _normal_host(parts.hostname or "")
     except ValueError:
         return MASK
+    path = parts.path.split("/")
+    last = max((i for i, segment in enumerate(path) if segment), default=-1)
+    always = host in _LAST_SEGMENT_SECRET_HOSTS and last >= 2
     segments = [
-        (segment[:4] + MASK) if _secret_looking(segment) else segment
-        for segment in parts.path.split("/")
+        _masked(segment) if _secret_looking(segment) or (always and i == last) else segment
+        for i, segment in enumerate(path)
     ]
     pairs = []
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -383,6 +426,17 @@ def display_url(url: str) -> str:
         pairs.append(f"{quote(name, safe='')}={MASK if hidden else quote(value, safe='')}")
     query = "&".join(pairs)
     return urlunsplit((parts.scheme, parts.netloc, "/".join(segments), query, ""))
+
+
+def check_format(value: object) -> WebhookFormat:
+    """The format an endpoint is registered with; None means ``standard``."""
+    if value is None:
+        return WebhookFormat.STANDARD
+    if isinstance(value, WebhookFormat):
+        return value
+    if isinstance(value, str) and value.strip().lower() in FORMATS:
+        return WebhookFormat(value.strip().lower())
+    raise ValidationError("format", f"must be one of {', '.join(FORMATS)}")
 
 
 def check_events(events: object) -> list[str]:
@@ -422,12 +476,16 @@ def register(
     url: object,
     events: object = None,
     tenant: str | None = None,
+    format: object = None,
     allow_http_loopback: bool | None = None,
     resolve: Resolver | None = None,
     policy: DestinationPolicy | None = None,
 ) -> RegisteredWebhook:
     """Register an endpoint; ``allow_http_loopback`` (and ``policy``, the allowed internal
     destinations) default to the deployment's settings.
+
+    ``format``: ``standard`` (default; signed JSON, its secret returned once), ``slack``
+    or ``teams`` (chat messages; no secret: the returned ``secret`` is None).
 
     The URL's host is resolved (``resolve``, the system's resolver by default) and
     refused if any answer is internal (see the module docstring). A name that
@@ -438,21 +496,23 @@ def register(
         policy = DestinationPolicy.from_settings(get_settings(), allow_loopback=allow_http_loopback)
     clean_url = check_url(url, policy=policy)
     clean_events = check_events(events)
+    clean_format = check_format(format)
     optional_id(tenant, "tenant", "tenant")
     with contextlib.suppress(OSError):  # no answer now (a typo, DNS not set up yet): delivery says
         check_destination(clean_url, policy, resolve or system_resolver)
-    secret = new_secret()
+    secret = new_secret() if clean_format.signed else None
     with app.tx() as tx:
         tenant_id = _target_tenant(tx, actor, tenant)
         row = WebhookRow(
             id=new_id("webhook"),
             tenant_id=tenant_id,
             url=clean_url,
-            secret=secret,
+            secret=secret or "",  # a chat endpoint signs nothing
             events=clean_events,
             active=True,
             created_at=tx.now,
             created_by=actor.id,
+            format=clean_format.value,
         )
         store.insert_webhook(tx.conn, row)
         # Provider-level endpoints hear every tenant: the provider's own chain records them.
@@ -464,6 +524,7 @@ def register(
                 "webhook_id": row.id,
                 "url": display_url(clean_url),
                 "events": clean_events,
+                "format": clean_format.value,
             },
         )
     return RegisteredWebhook(row=row, secret=secret)
@@ -518,6 +579,7 @@ def view(hook: WebhookRow) -> dict[str, object]:
         "id": hook.id,
         "tenant_id": hook.tenant_id,
         "url": display_url(hook.url),
+        "format": hook.format,
         "events": list(hook.events),
         "active": hook.active,
         "created_at": format_instant(hook.created_at),

@@ -290,12 +290,13 @@ def count_by_status(conn: Connection) -> dict[str, int]:
 class WebhookRow:
     id: str
     tenant_id: str | None
-    url: str
+    url: str = field(repr=False)  # may hold a credential (a Slack or Teams URL is one)
     secret: str = field(repr=False)  # never in a log line or traceback
     events: list[str]
     active: bool
     created_at: datetime
     created_by: str
+    format: str = "standard"  # standard | slack | teams
 
 
 def _webhook(mapping: Any) -> WebhookRow:

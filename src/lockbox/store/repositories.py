@@ -23,11 +23,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from lockbox.domain.audit import GENESIS_HASH, AuditRecord
 from lockbox.domain.case import CaseStatus, SupportCase
 from lockbox.domain.errors import Conflict, ValidationError
-from lockbox.domain.lifecycle import OPEN_STATES, State
+from lockbox.domain.lifecycle import DEADLINES, OPEN_STATES, State
 from lockbox.domain.policy import LockboxPolicy
 from lockbox.domain.request import AccessRequest, Decision, DecisionKind
 from lockbox.domain.resources import AccessLevel
 from lockbox.domain.roles import Role, Side
+from lockbox.domain.stages import PlannedStage, parse_groups, parse_stages
 from lockbox.domain.tenant import Tenant
 from lockbox.domain.user import User
 from lockbox.store import tables as t
@@ -51,6 +52,8 @@ def _policy_columns(policy: LockboxPolicy) -> dict[str, Any]:
         "required_approvals": policy.required_approvals,
         "notify_emails": list(policy.notify_emails),
         "reminder_fraction": policy.reminder_fraction,
+        "approval_stages": [stage.as_dict() for stage in policy.stages] or None,
+        "approver_groups": {name: list(members) for name, members in policy.groups} or None,
     }
 
 
@@ -70,6 +73,8 @@ def _tenant(row: RowMapping, domains: tuple[str, ...] = ()) -> Tenant:
             required_approvals=row["required_approvals"],
             notify_emails=tuple(row["notify_emails"] or ()),
             reminder_fraction=row["reminder_fraction"],
+            stages=parse_stages(row["approval_stages"] or [], allow_empty=True),
+            groups=parse_groups(row["approver_groups"] or {}),
         ),
     )
 
@@ -479,6 +484,7 @@ def _request_values(request: AccessRequest) -> dict[str, Any]:
         resources=list(request.resources),
         access_level=request.access_level.value,
         state=request.state.value,
+        stages=[stage.as_dict() for stage in request.stages] or None,
     )
     return values
 
@@ -519,6 +525,7 @@ def _decisions(conn: Connection, request_ids: Sequence[str]) -> dict[str, list[D
                     at=r["at"],
                     comment=r["comment"],
                     credential=r["credential"],
+                    stage=r["stage"],
                 )
             )
     return found
@@ -541,6 +548,7 @@ def _requests(
                 access_level=AccessLevel(r["access_level"]),
                 state=State(r["state"]),
                 decisions=tuple(decisions[r["id"]]),
+                stages=tuple(PlannedStage.from_dict(d) for d in r["stages"] or ()),
             )
         )
     return result
@@ -591,6 +599,7 @@ def update_request(conn: Connection, request: AccessRequest, previous: AccessReq
                     "at": d.at,
                     "comment": d.comment,
                     "credential": d.credential,
+                    "stage": d.stage,
                 }
                 for d in new
             ],
@@ -609,27 +618,20 @@ def mark_first_use(conn: Connection, request_id: str, at: datetime) -> bool:
     return conn.execute(_FIRST_USE, {"rid": request_id, "at": at}).rowcount == 1
 
 
-def effective_state_clause(state: State, now: datetime | Any) -> ColumnElement[bool]:
-    """SQL for "reads as ``state`` at ``now``", agreeing with ``AccessRequest.effective_state``."""
+def _due(state: State, now: datetime | Any) -> ColumnElement[bool]:
+    """SQL for "stored as ``state``, whose deadline has passed at ``now``"."""
     c = t.access_requests.c
-    pending_due = or_(
-        and_(c.state == State.PENDING_REVIEW.value, c.review_deadline <= now),
-        and_(c.state == State.PENDING_APPROVAL.value, c.approval_deadline <= now),
-    )
-    if state is State.PENDING_REVIEW:
-        return and_(c.state == state.value, c.review_deadline > now)
-    if state is State.PENDING_APPROVAL:
-        return and_(c.state == state.value, c.approval_deadline > now)
-    if state is State.APPROVED:
-        return and_(c.state == state.value, c.access_deadline > now)
-    if state is State.EXPIRED:
-        return or_(c.state == state.value, pending_due)
-    if state is State.ACCESS_ENDED:
-        return or_(
-            c.state == state.value,
-            and_(c.state == State.APPROVED.value, c.access_deadline <= now),
-        )
-    return c.state == state.value
+    return and_(c.state == state.value, c[DEADLINES[state][0]] <= now)
+
+
+def effective_state_clause(state: State, now: datetime | Any) -> ColumnElement[bool]:
+    """SQL for "reads as ``state`` at ``now``": ``AccessRequest.effective_state`` in SQL,
+    both built from :data:`~lockbox.domain.lifecycle.DEADLINES`."""
+    c = t.access_requests.c
+    if state in DEADLINES:  # stored so, and its deadline not passed yet
+        return and_(c.state == state.value, c[DEADLINES[state][0]] > now)
+    reached_by_deadline = [_due(s, now) for s, (_, ends) in DEADLINES.items() if ends is state]
+    return or_(c.state == state.value, *reached_by_deadline)
 
 
 @dataclass(frozen=True)
@@ -765,17 +767,7 @@ def active_requests_of(
 def due_request_ids(conn: Connection, now: datetime, limit: int) -> list[str]:
     """Ids of requests whose stage deadline has passed but whose state says otherwise."""
     c = t.access_requests.c
-    query = (
-        select(c.id)
-        .where(
-            or_(
-                and_(c.state == State.PENDING_REVIEW.value, c.review_deadline <= now),
-                and_(c.state == State.PENDING_APPROVAL.value, c.approval_deadline <= now),
-                and_(c.state == State.APPROVED.value, c.access_deadline <= now),
-            )
-        )
-        .limit(limit)
-    )
+    query = select(c.id).where(or_(*(_due(s, now) for s in DEADLINES))).limit(limit)
     return [row[0] for row in conn.execute(query)]
 
 

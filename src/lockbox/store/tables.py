@@ -76,6 +76,9 @@ tenants = Table(
     Column("required_approvals", Integer, nullable=False),
     Column("notify_emails", JSON, nullable=False),
     Column("reminder_fraction", Float, nullable=False),
+    # The approval stages and named groups (JSON); null: the one default stage, no groups.
+    Column("approval_stages", JSON, nullable=True),
+    Column("approver_groups", JSON, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
 )
@@ -290,6 +293,8 @@ access_requests = Table(
     Column("review_comment", Text, nullable=True),
     Column("customer_step", Boolean, nullable=True),
     Column("required_approvals", Integer, nullable=False),
+    # The customer stages frozen at review (JSON); null: one stage of required_approvals.
+    Column("stages", JSON, nullable=True),
     Column("approval_deadline", UTCDateTime, nullable=True),
     Column("approved_at", UTCDateTime, nullable=True),
     Column("access_deadline", UTCDateTime, nullable=True),
@@ -317,6 +322,8 @@ request_decisions = Table(
     Column("comment", Text, nullable=True),
     # Which credential the decision was made with (``token:tok_…``, ``session:ses_…``).
     Column("credential", String(80), nullable=True),
+    # The stage (its key) the decision was made in; null: made before stages existed.
+    Column("stage", String(40), nullable=True),
 )
 
 audit_events = Table(
@@ -419,6 +426,8 @@ webhooks = Table(
     Column("active", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(40), nullable=False),
+    # standard (signed JSON) | slack | teams (chat messages, unsigned: the URL is the secret)
+    Column("format", String(16), nullable=False, server_default="standard"),
 )
 
 grant_changes = Table(
@@ -463,4 +472,57 @@ signing_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("retired_at", UTCDateTime, nullable=True),  # no longer signs
     Column("publish_until", UTCDateTime, nullable=True),  # dropped from JWKS after this
+)
+
+helpdesk_integrations = Table(
+    "helpdesk_integrations",
+    metadata,
+    # A help desk that opens, updates and closes cases with signed events (docs/helpdesk.md).
+    Column("id", ID, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("secret", String(200), nullable=False),  # needed to verify; never shown after creation
+    # After a rotation the previous secret still verifies until ``previous_until``.
+    Column("previous_secret", String(200), nullable=True),
+    Column("previous_until", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("rotated_at", UTCDateTime, nullable=True),
+)
+
+helpdesk_deliveries = Table(
+    "helpdesk_deliveries",
+    metadata,
+    # Every delivery applied (or deliberately ignored), by its ``webhook-id``: a repeat of one
+    # is answered without doing anything again.
+    Column(
+        "integration_id",
+        ID,
+        ForeignKey("helpdesk_integrations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("webhook_id", String(200), primary_key=True),
+    Column("ticket_id", String(100), nullable=False),
+    Column("event_type", String(16), nullable=False),  # ticket.opened | .updated | .closed
+    Column("outcome", String(24), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False, index=True),
+)
+
+helpdesk_tickets = Table(
+    "helpdesk_tickets",
+    metadata,
+    # A help-desk ticket and the case it opened. ``case_id`` is None for a ticket that was
+    # closed before Lockbox saw it open: remembered so that a late "opened" opens nothing.
+    Column(
+        "integration_id",
+        ID,
+        ForeignKey("helpdesk_integrations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("ticket_id", String(100), primary_key=True),
+    Column("case_id", ID, ForeignKey("cases.id"), nullable=True, unique=True),
+    Column("status", String(16), nullable=False),  # open | closed
+    # The ticket's own ``updated_at`` of the last event applied (older events are ignored).
+    Column("ticket_updated_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -125,6 +125,8 @@ class Item:
     history: Sequence[HistoryEntry] = field(default_factory=tuple)
     #: The service returns the first records only; the rest is read in the audit log.
     history_truncated: bool = False
+    #: Who may still approve it now (user ids): the people of its current stage.
+    can_approve: Sequence[str] = ()
 
     @property
     def requester(self) -> Person:
@@ -288,7 +290,10 @@ def items_for(page: Page, views: Sequence[RequestView]) -> list[Item]:
 def load_item(page: Page, request_id: str) -> Item:
     """One request with its history in words; a foreign or missing id raises NotFound (404)."""
     view = requests.get_request(page.app, page.actor, request_id, history=True)
-    found = people.resolve(page.app, [*_people_ids(view.request), *_history_ids(view.history)])
+    found = people.resolve(
+        page.app,
+        [*_people_ids(view.request), *_history_ids(view.history), *view.can_approve],
+    )
     tenant = _tenant(page, view.request.tenant_id)
     base = Item(
         request=view.request,
@@ -303,6 +308,7 @@ def load_item(page: Page, request_id: str) -> Item:
         base,
         history=story.entries(view.history),
         history_truncated=view.history_truncated,
+        can_approve=view.can_approve,
     )
 
 
@@ -714,7 +720,14 @@ class Grant:
 def grant_for(item: Item, now: datetime) -> Grant:
     window = item.tenant.policy.access_window if item.tenant else timedelta(hours=4)
     number = item.approvals + 1
-    return Grant(window, now + window, number >= item.request.required_approvals, number)
+    r = item.request
+    stage, stages = r.current_stage(), r.planned_stages()
+    last = (
+        stage is not None
+        and stage.key == stages[-1].key
+        and len(r.stage_approvals(stage)) + 1 >= stage.required
+    )
+    return Grant(window, now + window, last, number)
 
 
 @router.get("/requests/{request_id:request_id}/approve")

@@ -10,7 +10,9 @@ refusal in their own words, and ask the matrix up front where a service would
 answer with an empty list instead of a refusal (the people of the tenant).
 
 The one exception to Post/Redirect/Get is a new webhook's signing secret: it exists
-readable only in the answer to the POST that created it, so that answer shows it.
+readable only in the answer to the POST that created it, so that answer shows it (a
+Slack or Microsoft Teams webhook has none: that answer says why, and that its address
+is the secret).
 A webhook's address is always shown through ``webhooks.display_url`` (list, confirmation,
 messages, even right after adding it): receivers often put a credential into the URL
 (``?token=…``, Slack's ``/services/…/<token>``), and a page must not hand it to whoever
@@ -607,6 +609,30 @@ def event_choices() -> list[tuple[str, str]]:
     return [(event, operation_words(event)) for event in ordered]
 
 
+#: The formats a webhook can have: value, label, and what it means for the person choosing.
+WEBHOOK_FORMATS: Final = (
+    (
+        "standard",
+        "Signed JSON events",
+        "for your own systems (tickets, security monitoring); each call is signed with a "
+        "secret you get once",
+    ),
+    (
+        "slack",
+        "Slack message",
+        "paste the incoming-webhook address of a Slack channel "
+        "(https://hooks.slack.com/services/…); not signed",
+    ),
+    (
+        "teams",
+        "Microsoft Teams message",
+        "paste the address of a Teams Workflows webhook or incoming webhook of a channel; "
+        "not signed",
+    ),
+)
+FORMAT_LABELS: Final = {value: label for value, label, _hint in WEBHOOK_FORMATS}
+
+
 def _webhooks_page(
     page: Page,
     *,
@@ -630,9 +656,11 @@ def _webhooks_page(
         creators=creators,
         confirm_hook=next((h for h in hooks if h.id == confirm), None),
         created=created,
-        values=values or {"url": "", "mode": "all", "events": []},
+        values=values or {"url": "", "format": "standard", "mode": "all", "events": []},
         errors=dict(problems or {}),
         event_choices=event_choices(),
+        format_choices=WEBHOOK_FORMATS,
+        format_labels=FORMAT_LABELS,
         event_words=operation_words,
         shown_url=webhooks.display_url,
     )
@@ -649,6 +677,7 @@ async def add_webhook(page: SignedInPage) -> Response:
     form = await page.form()
     values: dict[str, Any] = {
         "url": _text(form, "url"),
+        "format": _text(form, "format") or "standard",
         "mode": _text(form, "mode") or "all",
         "events": _texts(form, "events"),
     }
@@ -657,17 +686,25 @@ async def add_webhook(page: SignedInPage) -> Response:
         problems["url"] = (
             "Enter the address of your endpoint, e.g. https://hooks.example.com/lockbox"
         )
+    if values["format"] not in FORMAT_LABELS:
+        problems["format"] = "Choose what Lockbox sends: signed JSON, a Slack or a Teams message"
     if values["mode"] == "chosen" and not values["events"]:
         problems["events"] = "Choose at least one event, or choose “All events”"
     if not problems:
         events = None if values["mode"] != "chosen" else values["events"]
         try:
             created = webhooks.register(
-                page.app, page.actor, url=values["url"], events=events, tenant=_tenant_id(page)
+                page.app,
+                page.actor,
+                url=values["url"],
+                events=events,
+                tenant=_tenant_id(page),
+                format=values["format"],
             )
         except errors.ValidationError as exc:
-            field = "events" if exc.field.startswith("events") else "url"
-            problems[field] = _message(exc, "Events" if field == "events" else "Endpoint address")
+            field = next((f for f in ("events", "format") if exc.field.startswith(f)), "url")
+            label = {"events": "Events", "format": "Format"}.get(field, "Endpoint address")
+            problems[field] = _message(exc, label)
         else:
             shown = webhooks.display_url(created.row.url)
             page.flash_now("success", f"The webhook for {shown} is added.")

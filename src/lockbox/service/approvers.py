@@ -1,0 +1,40 @@
+"""Who may still approve a request: the people its current stage admits.
+
+One answer for every place that needs it, so the request page, the API, the CLI and
+the "approval needed" e-mails can never name different people: the active users of the
+request's tenant who hold one of the stage's roles or belong to its group (as the
+tenant's policy says now), minus those who already decided.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lockbox.domain.lifecycle import State
+from lockbox.domain.request import AccessRequest
+from lockbox.domain.user import User
+from lockbox.store import repositories as repo
+
+if TYPE_CHECKING:  # the transaction's module plans notifications, which ask this one
+    from lockbox.service.app import Tx
+
+
+def eligible(tx: Tx, request: AccessRequest) -> list[User]:
+    """The people who may approve ``request`` now (its current stage), by e-mail address;
+    empty unless it is waiting for the customer."""
+    stage = request.current_stage()
+    if request.state is not State.PENDING_APPROVAL or stage is None:
+        return []
+    found: dict[str, User] = {}
+    if stage.roles:
+        roles = sorted(stage.roles)
+        for holder in repo.users_with_roles(tx.conn, roles, tenant_id=request.tenant_id):
+            found[holder.id] = holder
+    tenant = tx.tenant(request.tenant_id)
+    if stage.group is not None and tenant is not None:
+        for user_id in tenant.policy.group_members(stage.group):
+            user = tx.user(user_id)
+            if user is not None and user.active and user.tenant_id == request.tenant_id:
+                found[user.id] = user
+    decided = {d.actor_id for d in request.decisions}
+    return sorted((u for u in found.values() if u.id not in decided), key=lambda u: u.email)
