@@ -70,6 +70,10 @@ STATE_RULES: dict[str, str] = {
     "only the tenant's own people",
     "verifyAuditWithCheckpoints": "a held checkpoint must be signed by a published audit key "
     "and be of the chain verified",
+    "createAutoApprovalRule": "the time zone must be in the server's time-zone database, and "
+    "the hours must not start and end at the same time (a pattern cannot compare them)",
+    "updateAutoApprovalRule": "the time zone must be in the server's time-zone database, and "
+    "the hours must not start and end at the same time (a pattern cannot compare them)",
 }
 
 #: Operations another piece of work is still writing the contract of (its schema does not

@@ -48,11 +48,12 @@ def statements(world: World, action: Callable[[], object]) -> int:
 #: which names the person who decided (+1). The online check as the
 #: API runs it authenticates in its own read transaction: one statement more, not two.
 #: Forwarding to the customer reads the people of the first approval stage (+1: their
-#: roles), so only those the stage admits are asked.
+#: roles), so only those the stage admits are asked; and it reads the tenant's active
+#: auto-approval rules (+1), which may approve it at once.
 PINNED = {
     "authenticate": 1,
     "submit": 12,
-    "review": 15,
+    "review": 16,
     "decide": 18,
     "issue_token": 8,
     "close": 16,

@@ -74,10 +74,11 @@ def test_reference_scenario_emails(world: World, smtp: SmtpServer) -> None:
     assert {r.message_id for r in got} == ids
     # The reminder is queued for later (25% of the window left) and is not due yet... and
     # never will be sent: the request left pending_approval.
+    # So is the warning that access ends in 15 minutes, dropped as well: access ended.
     pending = rows(app, "pending")
-    assert [r.topic for r in pending] == ["approval_reminder"] * 3
+    assert sorted(r.topic for r in pending) == ["access_ending"] + ["approval_reminder"] * 3
     world.clock.advance(timedelta(hours=10))
-    assert dispatcher.dispatch_due().skipped == 3
+    assert dispatcher.dispatch_due().skipped == 4
     assert len(smtp.collector.snapshot()) == len(got)
 
 

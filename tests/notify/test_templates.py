@@ -76,7 +76,14 @@ def test_message_says_what_which_where_when_and_what_to_do(topic: str) -> None:
         assert "Inspect the sync state" in part
         assert "sign in to the Lockbox admin center yourself" in part
         assert "contains no links" in part
-        if topic in ("approved", "first_use"):
+        if topic in (
+            "approved",
+            "first_use",
+            "access_ending",
+            "extended",
+            "extension_needed",
+            "extension_denied",
+        ):
             assert "2026-01-05 13:00 UTC (in 4 hours)" in part
         else:
             assert "2026-01-05 12:00 UTC (in 3 hours)" in part

@@ -61,6 +61,18 @@ from tests.unit.domain_helpers import (
 NOW = T0 + MINUTE  # inside every window of a request built at T0
 FAR = timedelta(days=365)
 
+
+def asked_more(request: AccessRequest, now: datetime) -> AccessRequest:
+    """Granted access with an extension waiting (what deciding an extension needs); any
+    other request as it is, so the refusal is the decision's own."""
+    if request.state is not State.APPROVED or request.extension or request.deadline_passed(now):
+        return request
+    asked = domain.ask_extension(
+        request, ENGINEER, by=timedelta(hours=1), reason="almost done", policy=ON, now=now
+    )
+    return asked.request
+
+
 # How each human event is performed by an actor the matrix permits (for a request of ENGINEER).
 Perform = Callable[[AccessRequest, Principal, datetime], Change]
 PERFORM: dict[Event, Perform] = {
@@ -80,6 +92,15 @@ PERFORM: dict[Event, Perform] = {
     Event.CLOSE: lambda r, a, now: domain.close(r, a, comment="done", now=now),
     Event.REVOKE: lambda r, a, now: domain.revoke(r, a, comment="enough", now=now),
     Event.CASE_CLOSED: lambda r, a, now: domain.end_for_closed_case(r, a, now=now),
+    Event.EXTEND: lambda r, a, now: domain.ask_extension(
+        r, a, by=timedelta(hours=1), reason="almost done", policy=ON, now=now
+    ),
+    Event.EXTEND_APPROVE: lambda r, a, now: domain.decide_extension(
+        asked_more(r, now), a, approve=True, comment="ok", policy=ON, now=now
+    ),
+    Event.EXTEND_DENY: lambda r, a, now: domain.decide_extension(
+        asked_more(r, now), a, approve=False, comment="no", policy=ON, now=now
+    ),
 }
 PERMITTED: dict[Event, Principal] = {
     Event.REVIEW_APPROVE: MANAGER,
@@ -90,6 +111,9 @@ PERMITTED: dict[Event, Principal] = {
     Event.CLOSE: ENGINEER,
     Event.REVOKE: APPROVER,
     Event.CASE_CLOSED: MANAGER,
+    Event.EXTEND: ENGINEER,
+    Event.EXTEND_APPROVE: APPROVER2,
+    Event.EXTEND_DENY: APPROVER2,
 }
 SYSTEM_EVENTS = {Event.EXPIRE, Event.END_ACCESS}
 HUMAN_EVENTS = [e for e in Event if e is not Event.SUBMIT and e not in SYSTEM_EVENTS]
@@ -152,6 +176,8 @@ def test_every_allowed_transition(transition: lifecycle.Transition, target: Stat
         before = in_state(transition.source, policy=TWO if event is Event.APPROVE else ON)
         if event is Event.APPROVE and target is State.APPROVED:
             before = PERFORM[event](before, APPROVER, NOW).request  # first of two approvals
+        if event in (Event.EXTEND_APPROVE, Event.EXTEND_DENY):
+            before = asked_more(before, NOW)
         if event is Event.REVIEW_APPROVE:
             change = domain.review(
                 before, actor, approve=True, comment="ok", policy=policy, now=NOW

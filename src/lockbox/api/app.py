@@ -90,6 +90,7 @@ def _v1_routers() -> list[APIRouter]:
 #: Router modules, in the order their tags appear in the docs.
 ROUTER_MODULES: list[str] = [
     "routes_tenants",
+    "routes_auto_approval",
     "routes_users",
     "routes_tokens",
     "routes_cases",

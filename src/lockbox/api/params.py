@@ -148,6 +148,8 @@ CaseId = Annotated[str, _path_id("case", "Support case")]
 TokenId = Annotated[str, _path_id("token", "API token")]
 WebhookId = Annotated[str, _path_id("webhook", "Webhook")]
 MessageId = Annotated[str, _path_id("outbox", "Outbox message")]
+RuleId = Annotated[str, _path_id("auto_rule", "Auto-approval rule")]
+ChangeId = Annotated[str, _path_id("change", "Pending change")]
 
 
 def tenant_query(description: str = "Tenant slug or id (`ten_…`).") -> Any:

@@ -70,6 +70,10 @@ STATUS: dict[type[errors.LockboxError], int] = {
     errors.Conflict: 409,
     errors.AlreadyExists: 409,
     errors.RateLimited: 429,
+    # Not a refusal: the change was accepted and waits for a second admin. Routes that can
+    # propose one answer 202 with the pending change themselves; this only keeps a caller
+    # that does not from reading it as a success.
+    errors.ChangePending: 202,
 }
 
 
@@ -205,6 +209,8 @@ _PATH_SHAPES = {
     "token_id": "an API token id (tok_ and 26 letters and digits)",
     "webhook_id": "a webhook id (whk_ and 26 letters and digits)",
     "message_id": "an outbox message id (msg_ and 26 letters and digits)",
+    "rule_id": "an auto-approval rule id (aar_ and 26 letters and digits)",
+    "change_id": "a pending change id (pch_ and 26 letters and digits)",
     "tenant": "a tenant slug (lower-case letters, digits, '-') or id (ten_…)",
     "user": "a user id (usr_…) or e-mail address",
 }

@@ -6,6 +6,7 @@ Reads return an ``ETag`` (the request's version); every action accepts
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Query, Response
@@ -27,6 +28,8 @@ from lockbox.api.schemas import (
     NO_COMMENT,
     CommentBody,
     DecideBody,
+    ExtendBody,
+    ExtensionDecideBody,
     RequestCreate,
     RequestOut,
     RequestPage,
@@ -40,7 +43,8 @@ from lockbox.domain.errors import (
     NotFound,
     SeparationOfDuties,
 )
-from lockbox.domain.request import AccessRequest
+from lockbox.domain.request import AccessRequest, Narrowing
+from lockbox.domain.resources import AccessLevel
 from lockbox.service import people, requests, views
 from lockbox.service.app import Lockbox
 
@@ -88,6 +92,7 @@ def submit_request(
         resources=list(body.resources),
         access_level=body.access_level,
         justification=body.justification,
+        category=body.category,
     )
     response.headers["Location"] = f"/v1/requests/{created.id}"
     return _written(lockbox, created, response)
@@ -213,6 +218,83 @@ def decide_request(
     done = conditional(
         if_match,
         lambda expected: requests.decide_request(
+            lockbox,
+            principal,
+            request_id,
+            approve=body.decision == "approve",
+            comment=body.comment,
+            expected_version=expected,
+            narrow=_narrowing(body),
+        ),
+    )
+    return _written(lockbox, done, response)
+
+
+def _narrowing(body: DecideBody) -> Narrowing | None:
+    """What the approver grants, when less than asked (None: as asked)."""
+    if body.resources is None and body.access_level is None and body.access_window_seconds is None:
+        return None
+    return Narrowing(
+        resources=None if body.resources is None else tuple(body.resources),
+        access_level=None if body.access_level is None else AccessLevel(body.access_level),
+        access_window=None
+        if body.access_window_seconds is None
+        else timedelta(seconds=body.access_window_seconds),
+    )
+
+
+@router.post(
+    "/{request_id}/extend",
+    response_model=RequestOut,
+    summary="Ask for more time on granted access (the requester)",
+    description="The customer approves it like the request (the policy's extension stages), "
+    "or it is granted at once when the tenant's lockbox is off. " + _ACTION_DOC,
+    operation_id="extendRequest",
+    responses={200: {"headers": _ETAG}},
+)
+@_ACTION_REFUSALS
+def extend_request(
+    request_id: RequestId,
+    body: ExtendBody,
+    lockbox: LockboxDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Any:
+    done = conditional(
+        if_match,
+        lambda expected: requests.extend_request(
+            lockbox,
+            principal,
+            request_id,
+            by=timedelta(seconds=body.by_seconds),
+            reason=body.reason,
+            expected_version=expected,
+        ),
+    )
+    return _written(lockbox, done, response)
+
+
+@router.post(
+    "/{request_id}/extension/decide",
+    response_model=RequestOut,
+    summary="Customer decision on an extension: approve or deny",
+    description=_ACTION_DOC,
+    operation_id="decideExtension",
+    responses={200: {"headers": _ETAG}},
+)
+@_ACTION_REFUSALS
+def decide_extension(
+    request_id: RequestId,
+    body: ExtensionDecideBody,
+    lockbox: LockboxDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> Any:
+    done = conditional(
+        if_match,
+        lambda expected: requests.decide_extension(
             lockbox,
             principal,
             request_id,

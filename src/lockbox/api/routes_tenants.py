@@ -9,6 +9,7 @@ from fastapi import Response
 from lockbox.api import contract
 from lockbox.api.deps import LockboxDep, PrincipalDep
 from lockbox.api.params import IfMatch, TenantRef, conditional, etag
+from lockbox.api.routes_auto_approval import PENDING_RESPONSE, accepted
 from lockbox.api.schemas import DomainsPut, PolicyPatch, TenantCreate, TenantList, TenantOut
 from lockbox.api.schemas import Policy as PolicyOut
 from lockbox.domain.errors import AlreadyExists, PermissionDenied
@@ -102,9 +103,12 @@ def get_policy(
     response_model=PolicyOut,
     summary="Change a tenant's policy (tenant admin)",
     description="Send only the settings to change. With `If-Match` (the ETag of a "
-    "previous read) the change applies only if nobody changed the policy since: else 412.",
+    "previous read) the change applies only if nobody changed the policy since: else 412. "
+    "A change that widens access (turning the lockbox off, longer windows, fewer approvals, "
+    "weaker stages, people added to groups) answers 202 with the pending change when the "
+    "tenant has more than one tenant admin: another one must approve it (four eyes).",
     operation_id="changePolicy",
-    responses={200: {"headers": _ETAG}},
+    responses={200: {"headers": _ETAG}, **PENDING_RESPONSE},
 )
 def change_policy(
     tenant: TenantRef,
@@ -113,12 +117,14 @@ def change_policy(
     principal: PrincipalDep,
     response: Response,
     if_match: IfMatch = None,
-) -> dict[str, Any]:
-    updated = conditional(
+) -> Any:
+    outcome = conditional(
         if_match,
-        lambda expected: tenants.change_policy(
+        lambda expected: tenants.update_policy(
             lockbox, principal, tenant, body.changes(), expected_version=expected
         ),
     )
-    response.headers["ETag"] = etag(updated.version)
-    return updated.policy.as_dict()
+    if outcome.pending is not None:
+        return accepted(outcome.pending, tenant)
+    response.headers["ETag"] = etag(outcome.tenant.version)
+    return outcome.tenant.policy.as_dict()

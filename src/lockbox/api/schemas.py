@@ -31,9 +31,17 @@ from pydantic import (
 from lockbox.api import params
 from lockbox.api.params import Instant
 from lockbox.domain import ids, text
+from lockbox.domain.auto_approval import CATEGORIES, DAYS, MAX_PATTERNS, ZONE_PATTERN, RuleState
+from lockbox.domain.auto_approval import NAME_MAX as RULE_NAME_MAX
+from lockbox.domain.changes import ChangeKind, ChangeState
 from lockbox.domain.errors import require
 from lockbox.domain.lifecycle import State
-from lockbox.domain.policy import MAX_NOTIFY_EMAILS, REQUIRED_APPROVALS_BOUNDS, WINDOW_BOUNDS
+from lockbox.domain.policy import (
+    MAX_EXTENSIONS_BOUNDS,
+    MAX_NOTIFY_EMAILS,
+    REQUIRED_APPROVALS_BOUNDS,
+    WINDOW_BOUNDS,
+)
 from lockbox.domain.resources import MAX_RESOURCE_LENGTH, MAX_RESOURCES
 from lockbox.domain.roles import Role
 from lockbox.domain.tenant import MAX_DOMAINS
@@ -208,6 +216,18 @@ class PolicyPatch(Body):
         description="The customer's approval stages, in order (all that apply must be met; "
         "one denial denies). `[]`: one stage of `required_approvals` approvers or admins.",
     )
+    max_extensions: (
+        Annotated[
+            StrictInt,
+            Interval(ge=MAX_EXTENSIONS_BOUNDS[0], le=MAX_EXTENSIONS_BOUNDS[1]),
+            BeforeValidator(_whole),
+        ]
+        | None
+    ) = Field(None, description="How many times one request's access may be extended (0: never).")
+    extension_stages: Annotated[list[StageIn], Field(max_length=5)] | None = Field(
+        None,
+        description="The stages an extension must pass; `[]`: the same as `stages`.",
+    )
     groups: (
         Annotated[dict[StrictStr, Annotated[list[StrictStr], Field(max_length=100)]], Field()]
         | None
@@ -229,7 +249,7 @@ class PolicyPatch(Body):
                 result[key.removesuffix("_seconds")] = timedelta(seconds=value)
             elif key == "notify_emails":
                 result[key] = tuple(value)
-            elif key == "stages":
+            elif key in ("stages", "extension_stages"):
                 result[key] = [{k: v for k, v in stage.items() if v is not None} for stage in value]
             else:
                 result[key] = value
@@ -273,6 +293,10 @@ class Policy(BaseModel):
         default_factory=list, description="`[]`: one stage of `required_approvals`."
     )
     groups: dict[str, list[str]] = Field(default_factory=dict, description="Group name → user ids.")
+    max_extensions: int = Field(2, description="Extensions allowed per request.")
+    extension_stages: list[StageOut] = Field(
+        default_factory=list, description="`[]`: the same as `stages`."
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -319,6 +343,155 @@ class TenantOut(BaseModel):
 
 class TenantList(BaseModel):
     items: list[TenantOut]
+
+
+# -- auto-approval rules and four eyes ------------------------------------------------------
+
+Category = Literal["incident", "maintenance", "investigation", "customer_request", "other"]
+DayName = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+require(set(Category.__args__) == set(CATEGORIES), "Category must list every category")  # type: ignore[attr-defined]
+require(set(DayName.__args__) == set(DAYS), "DayName must list every day")  # type: ignore[attr-defined]
+#: ``09:00-17:00``: two times of day, the end exclusive; ``24:00`` ends at midnight.
+HOURS = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]-(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+RuleStateName = Literal["pending", "active", "disabled", "deleted", "rejected", "withdrawn"]
+ChangeStateName = Literal["pending", "applied", "rejected", "withdrawn", "superseded"]
+ChangeKindName = Literal["policy.change", "auto_rule.create", "auto_rule.update"]
+require(set(RuleStateName.__args__) == {s.value for s in RuleState}, "RuleStateName")  # type: ignore[attr-defined]
+require(set(ChangeStateName.__args__) == {s.value for s in ChangeState}, "ChangeStateName")  # type: ignore[attr-defined]
+require(set(ChangeKindName.__args__) == {k.value for k in ChangeKind}, "ChangeKindName")  # type: ignore[attr-defined]
+RuleName = Annotated[StrictStr, _text(params.LINE_TEXT, RULE_NAME_MAX)]
+TimeZoneName = Annotated[StrictStr, StringConstraints(pattern=ZONE_PATTERN, max_length=64)]
+RuleWindow = Annotated[StrictInt, _seconds("access_window"), BeforeValidator(_whole)]
+_RULE_EXAMPLE: dict[str, Any] = {
+    "name": "Calendars during office hours",
+    "resources": ["exchange/calendar/*"],
+    "access_level": "read",
+    "categories": ["customer_request", "incident"],
+    "days": ["mon", "tue", "wed", "thu", "fri"],
+    "hours": "09:00-17:00",
+    "time_zone": "Europe/Berlin",
+    "max_access_window_seconds": 3600,
+}
+
+
+class RuleCreate(Body):
+    """An auto-approval rule: requests it covers entirely are approved without a person."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_RULE_EXAMPLE]})
+
+    name: RuleName = Field(description="How people see the rule.")
+    resources: Annotated[list[Resource], Field(min_length=1, max_length=MAX_PATTERNS)] = Field(
+        description="Names or `prefix/*` patterns; every resource of a request must fall "
+        "under one of them."
+    )
+    access_level: Literal["read", "read_write"] | None = Field(
+        None, description="The highest level it approves; default: `read`."
+    )
+    categories: Annotated[list[Category], Field(min_length=1, max_length=len(CATEGORIES))] = Field(
+        description="The justification categories it approves."
+    )
+    days: Annotated[list[DayName], Field(min_length=1, max_length=7)] | None = Field(
+        None, description="Days (in `time_zone`); default: Monday to Friday."
+    )
+    hours: Annotated[StrictStr, StringConstraints(pattern=HOURS)] | None = Field(
+        None,
+        description="Local hours, `09:00-17:00` (end exclusive; `24:00`: midnight; an end "
+        "before the start spans midnight); default: all day. Start and end must differ, "
+        "except `00:00-24:00`.",
+    )
+    time_zone: TimeZoneName | None = Field(
+        None,
+        description="An IANA time zone the hours are in (`Europe/Berlin`): daylight-saving "
+        "time moves them with the clock there. Default: `UTC`.",
+    )
+    max_access_window_seconds: RuleWindow | None = Field(
+        None,
+        description="Access it grants lasts at most this long (and never longer than the "
+        "policy's access window); default: 3600.",
+    )
+    enabled: StrictBool | None = Field(None, description="Switched on (default) or off.")
+
+    def settings(self) -> dict[str, Any]:
+        """The settings given, as :func:`lockbox.domain.auto_approval.parse_rule` takes them."""
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+
+
+class RulePatch(Body):
+    """The settings to change; omitted ones keep their value. `enabled: false` switches the
+    rule off at once; loosening it (or switching it on) may wait for a second admin."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"hours": "10:00-16:00"}, {"enabled": False}]},
+    )
+
+    name: RuleName | None = None
+    resources: Annotated[list[Resource], Field(min_length=1, max_length=MAX_PATTERNS)] | None = None
+    access_level: Literal["read", "read_write"] | None = None
+    categories: (
+        Annotated[list[Category], Field(min_length=1, max_length=len(CATEGORIES))] | None
+    ) = None
+    days: Annotated[list[DayName], Field(min_length=1, max_length=7)] | None = None
+    hours: Annotated[StrictStr, StringConstraints(pattern=HOURS)] | None = None
+    time_zone: TimeZoneName | None = None
+    max_access_window_seconds: RuleWindow | None = None
+    enabled: StrictBool | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
+
+
+class RuleOut(BaseModel):
+    id: str
+    tenant_id: str
+    name: str
+    resources: list[str]
+    access_level: Literal["read", "read_write"]
+    categories: list[Category]
+    days: list[DayName]
+    hours: str
+    time_zone: str
+    max_access_window_seconds: int
+    enabled: bool = Field(description="Whether it approves requests now (`state` is active).")
+    state: RuleStateName = Field(
+        description="`pending`: waits for a second tenant admin; only `active` approves."
+    )
+    created_by: str
+    created_at: str
+    updated_by: str
+    updated_at: str
+    version: int = Field(description="Optimistic concurrency version; also the ETag.")
+    pending_changes: list[str] = Field(
+        default_factory=list, description="Ids of changes of this rule waiting for a second admin."
+    )
+
+
+class RuleList(BaseModel):
+    items: list[RuleOut]
+
+
+class PendingChangeOut(BaseModel):
+    """A change that widens access, waiting for (or decided by) a second tenant admin."""
+
+    id: str
+    tenant_id: str
+    kind: ChangeKindName
+    state: ChangeStateName
+    reasons: list[str] = Field(description="Why it needs a second admin, in words.")
+    payload: dict[str, Any] = Field(
+        description="What it changes: `changes` (policy settings, from → to) and "
+        "`base_version`, or `rule_id`, `rule` (the rule's settings) and `base_version`."
+    )
+    proposed_by: str
+    proposed_at: str
+    decided_by: str | None
+    decided_at: str | None
+    comment: str | None
+    version: int = Field(description="Optimistic concurrency version; also the ETag.")
+
+
+class PendingChangeList(BaseModel):
+    items: list[PendingChangeOut]
 
 
 # -- users and tokens ------------------------------------------------------------------
@@ -587,6 +760,10 @@ class RequestCreate(Body):
     resources: Annotated[list[Resource], Field(min_length=1, max_length=MAX_RESOURCES)]
     access_level: Literal["read", "read_write"] = "read"
     justification: Justification
+    category: Category = Field(
+        "other",
+        description="What the access is for; the customer's auto-approval rules select on it.",
+    )
 
 
 class ReviewBody(Body):
@@ -603,6 +780,42 @@ class DecideBody(Body):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"decision": "approve", "comment": "for today only"}]},
+    )
+
+    decision: Literal["approve", "deny"]
+    comment: Comment | None = None
+    resources: Annotated[list[Resource], Field(min_length=1, max_length=MAX_RESOURCES)] | None = (
+        Field(
+            None,
+            description="Approve only these (each within what is granted so far): grant less "
+            "than was asked, never more.",
+        )
+    )
+    access_level: Literal["read", "read_write"] | None = Field(
+        None, description="Approve `read` only, when `read_write` was asked."
+    )
+    access_window_seconds: AccessWindow | None = Field(
+        None, description="A shorter access window than the policy's (or than granted so far)."
+    )
+
+
+class ExtendBody(Body):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"by_seconds": 3600, "reason": "the migration needs another hour"}]
+        },
+    )
+
+    by_seconds: AccessWindow = Field(
+        description="How much more time, in seconds (at most the policy's access window)."
+    )
+    reason: Justification
+
+
+class ExtensionDecideBody(Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"decision": "approve"}]}
     )
 
     decision: Literal["approve", "deny"]
@@ -674,6 +887,14 @@ class AuditRecordOut(BaseModel):
     )
 
 
+class ExtensionOut(BaseModel):
+    by_seconds: int
+    reason: str
+    asked_at: str
+    stages: list[StageProgressOut]
+    current_stage: str | None
+
+
 class RequestOut(BaseModel):
     id: str
     tenant_id: str
@@ -682,6 +903,7 @@ class RequestOut(BaseModel):
     resources: list[str]
     access_level: Literal["read", "read_write"]
     justification: str
+    category: Category = Field("other", description="What the access is for.")
     state: str = Field(description="The effective state now (deadlines applied).")
     stored_state: str = Field(description="The state last recorded in the database.")
     created_at: str | None
@@ -702,6 +924,19 @@ class RequestOut(BaseModel):
     current_stage: str | None = Field(
         None, description="The key of the stage waiting for approvals; null when none is."
     )
+    asked_resources: list[str] | None = Field(
+        None,
+        description="What the engineer asked for, when an approver granted less (`resources` "
+        "is what is granted); null: granted as asked.",
+    )
+    asked_access_level: Literal["read", "read_write"] | None = None
+    access_window_seconds: int | None = Field(
+        None, description="The access window granted (null: the policy's)."
+    )
+    extension: ExtensionOut | None = Field(
+        None, description="More time the engineer asked for, waiting for approvals."
+    )
+    extensions: int = Field(0, description="How many extensions were granted.")
     can_approve: list[str] = Field(
         default_factory=list,
         description="Who may still approve it now: user ids of the current stage's people "

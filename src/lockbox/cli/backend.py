@@ -8,12 +8,13 @@ way in both modes and prints the same fields.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from lockbox.clock import Clock, SystemClock
 from lockbox.domain.instants import format_instant
-from lockbox.domain.request import AccessRequest
+from lockbox.domain.request import AccessRequest, Narrowing
+from lockbox.domain.resources import AccessLevel
 from lockbox.domain.roles import Principal
 from lockbox.service import (
     audit,
@@ -68,10 +69,20 @@ class Backend(Protocol):
     def list_cases(self, tenant: str | None, status: str | None) -> list[JSON]: ...
     def get_case(self, case_id: str) -> JSON: ...
     def submit_request(
-        self, tenant: str, case_id: str, resources: list[str], access_level: str, justification: str
+        self,
+        tenant: str,
+        case_id: str,
+        resources: list[str],
+        access_level: str,
+        justification: str,
+        category: str = "other",
     ) -> JSON: ...
     def review_request(self, request_id: str, approve: bool, comment: str | None) -> JSON: ...
-    def decide_request(self, request_id: str, approve: bool, comment: str | None) -> JSON: ...
+    def decide_request(
+        self, request_id: str, approve: bool, comment: str | None, grant: JSON | None = None
+    ) -> JSON: ...
+    def extend_request(self, request_id: str, by_seconds: int, reason: str) -> JSON: ...
+    def decide_extension(self, request_id: str, approve: bool, comment: str | None) -> JSON: ...
     def end_request(self, request_id: str, how: str, comment: str | None) -> JSON: ...
     def get_request(self, request_id: str) -> JSON: ...
     def list_requests(self, filters: JSON, limit: int, cursor: str | None) -> JSON: ...
@@ -149,7 +160,14 @@ class LocalBackend:
         return views.tenant(tenants.get_tenant(self.app, self.actor, ref))
 
     def change_policy(self, tenant: str, changes: JSON) -> JSON:
-        return views.tenant(tenants.change_policy(self.app, self.actor, tenant, changes))
+        """The tenant as changed, or ``{"pending_change": …}`` when it waits for a second
+        tenant admin (four eyes)."""
+        outcome = tenants.update_policy(self.app, self.actor, tenant, changes)
+        if outcome.pending is not None:
+            from lockbox.service import changes as pending_changes
+
+            return {"pending_change": pending_changes.view(outcome.pending)}
+        return views.tenant(outcome.tenant)
 
     def create_user(
         self,
@@ -233,7 +251,13 @@ class LocalBackend:
         return views.request(requests.RequestView.of(request, self.app.now()))
 
     def submit_request(
-        self, tenant: str, case_id: str, resources: list[str], access_level: str, justification: str
+        self,
+        tenant: str,
+        case_id: str,
+        resources: list[str],
+        access_level: str,
+        justification: str,
+        category: str = "other",
     ) -> JSON:
         created = requests.submit_request(
             self.app,
@@ -243,6 +267,7 @@ class LocalBackend:
             resources=resources,
             access_level=access_level,
             justification=justification,
+            category=category,
         )
         return self._written(created)
 
@@ -252,8 +277,31 @@ class LocalBackend:
         )
         return self._written(done)
 
-    def decide_request(self, request_id: str, approve: bool, comment: str | None) -> JSON:
+    def decide_request(
+        self, request_id: str, approve: bool, comment: str | None, grant: JSON | None = None
+    ) -> JSON:
+        narrow = None
+        if grant:
+            resources, level = grant.get("resources"), grant.get("access_level")
+            window = grant.get("access_window_seconds")
+            narrow = Narrowing(
+                resources=None if resources is None else tuple(resources),
+                access_level=None if level is None else AccessLevel(level),
+                access_window=None if window is None else timedelta(seconds=window),
+            )
         done = requests.decide_request(
+            self.app, self.actor, request_id, approve=approve, comment=comment, narrow=narrow
+        )
+        return self._written(done)
+
+    def extend_request(self, request_id: str, by_seconds: int, reason: str) -> JSON:
+        done = requests.extend_request(
+            self.app, self.actor, request_id, by=timedelta(seconds=by_seconds), reason=reason
+        )
+        return self._written(done)
+
+    def decide_extension(self, request_id: str, approve: bool, comment: str | None) -> JSON:
+        done = requests.decide_extension(
             self.app, self.actor, request_id, approve=approve, comment=comment
         )
         return self._written(done)

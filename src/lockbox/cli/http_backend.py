@@ -177,7 +177,9 @@ class HttpBackend:
         return result
 
     def change_policy(self, tenant: str, changes: JSON) -> JSON:
-        self._send("PATCH", f"/v1/tenants/{_q(tenant)}/policy", json=_policy_body(changes))
+        answer = self._send("PATCH", f"/v1/tenants/{_q(tenant)}/policy", json=_policy_body(changes))
+        if isinstance(answer, dict) and "kind" in answer:  # 202: waits for a second admin
+            return {"pending_change": answer}
         return self.get_tenant(tenant)
 
     def create_user(
@@ -255,7 +257,13 @@ class HttpBackend:
     # -- requests ---------------------------------------------------------------------
 
     def submit_request(
-        self, tenant: str, case_id: str, resources: list[str], access_level: str, justification: str
+        self,
+        tenant: str,
+        case_id: str,
+        resources: list[str],
+        access_level: str,
+        justification: str,
+        category: str = "other",
     ) -> JSON:
         body = {
             "tenant": tenant,
@@ -263,6 +271,7 @@ class HttpBackend:
             "resources": resources,
             "access_level": access_level,
             "justification": justification,
+            "category": category,
         }
         result: JSON = self._send("POST", "/v1/requests", json=body)
         return result
@@ -272,9 +281,23 @@ class HttpBackend:
         result: JSON = self._send("POST", f"/v1/requests/{_q(request_id)}/review", json=body)
         return result
 
-    def decide_request(self, request_id: str, approve: bool, comment: str | None) -> JSON:
-        body = {"decision": "approve" if approve else "deny", **_comment(comment)}
+    def decide_request(
+        self, request_id: str, approve: bool, comment: str | None, grant: JSON | None = None
+    ) -> JSON:
+        body = {"decision": "approve" if approve else "deny", **_comment(comment), **(grant or {})}
         result: JSON = self._send("POST", f"/v1/requests/{_q(request_id)}/decide", json=body)
+        return result
+
+    def extend_request(self, request_id: str, by_seconds: int, reason: str) -> JSON:
+        body = {"by_seconds": by_seconds, "reason": reason}
+        result: JSON = self._send("POST", f"/v1/requests/{_q(request_id)}/extend", json=body)
+        return result
+
+    def decide_extension(self, request_id: str, approve: bool, comment: str | None) -> JSON:
+        body = {"decision": "approve" if approve else "deny", **_comment(comment)}
+        result: JSON = self._send(
+            "POST", f"/v1/requests/{_q(request_id)}/extension/decide", json=body
+        )
         return result
 
     def end_request(self, request_id: str, how: str, comment: str | None) -> JSON:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from datetime import UTC, datetime
@@ -322,6 +323,18 @@ def policy_set(
     required_approvals: ApprovalsOpt = None,
     notify_email: NotifyOpt = None,
     reminder_fraction: ReminderOpt = None,
+    max_extensions: Annotated[
+        int | None, typer.Option(help="Extensions allowed per request (0: none).")
+    ] = None,
+    stages_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A JSON file with any of 'stages', 'groups' and 'extension_stages' "
+            "(docs/approvals.md).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Change a tenant's policy (tenant admin)."""
     changes = _policy_options(
@@ -333,9 +346,38 @@ def policy_set(
         notify_email,
         reminder_fraction,
     )
+    if max_extensions is not None:
+        changes["max_extensions"] = max_extensions
+    if stages_file is not None:
+        changes.update(_stages_file(stages_file))
     if not changes:
         raise ValidationError("policy", "name at least one setting to change")
-    show(ctx, settings(ctx).backend.change_policy(tenant, changes)["policy"])
+    result = settings(ctx).backend.change_policy(tenant, changes)
+    pending = result.get("pending_change")
+    if pending is None:
+        show(ctx, result["policy"])
+        return
+    show(ctx, pending)
+    if not settings(ctx).json:
+        output.err.print(
+            f"Not applied yet: the change {'; '.join(pending['reasons'])}, so another tenant "
+            f"admin must approve it (lockbox change approve {pending['id']} --tenant {tenant}).",
+            markup=False,
+        )
+
+
+def _stages_file(path: Path) -> dict[str, Any]:
+    """The approval stages, groups and extension stages of a JSON file, for the policy."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError("stages_file", f"cannot read it as JSON: {exc}") from None
+    known = {"stages", "groups", "extension_stages"}
+    if not isinstance(data, dict) or not data or set(data) - known:
+        raise ValidationError(
+            "stages_file", "must be a JSON object with stages, groups and/or extension_stages"
+        )
+    return dict(data)
 
 
 # -- users and tokens ---------------------------------------------------------------
@@ -538,6 +580,7 @@ _REQUEST_KEYS = [
     "resources",
     "access_level",
     "justification",
+    "category",
     "created_at",
     "deadline",
     "review_deadline",
@@ -626,10 +669,20 @@ def request_submit(
     resource: Annotated[list[str], typer.Option("--resource", help="Resource name (repeat).")],
     justification: Annotated[str, typer.Option(help="Why you need access.")],
     level: Annotated[str, typer.Option("--level", help="read or read_write")] = "read",
+    category: Annotated[
+        str,
+        typer.Option(
+            help="What it is for: incident, maintenance, investigation, customer_request or "
+            "other (the customer's auto-approval rules select on it)."
+        ),
+    ] = "other",
 ) -> None:
     """Ask for access to a tenant's resources (engineer on the case)."""
     show_request(
-        ctx, settings(ctx).backend.submit_request(tenant, case, resource, level, justification)
+        ctx,
+        settings(ctx).backend.submit_request(
+            tenant, case, resource, level, justification, category
+        ),
     )
 
 
@@ -648,9 +701,59 @@ def request_review(
 
 
 @request_app.command("approve")
-def request_approve(ctx: typer.Context, request_id: str, comment: CommentOpt = None) -> None:
-    """Customer approval (tenant approver or admin)."""
-    show_request(ctx, settings(ctx).backend.decide_request(request_id, True, comment))
+def request_approve(
+    ctx: typer.Context,
+    request_id: str,
+    comment: CommentOpt = None,
+    resource: Annotated[
+        list[str] | None,
+        typer.Option(help="Grant only this resource (repeat); each within what was asked."),
+    ] = None,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Grant read access when read_write was asked.")
+    ] = False,
+    window: Annotated[
+        str | None,
+        typer.Option(help="A shorter access window than the policy's, e.g. 1h or 90m."),
+    ] = None,
+) -> None:
+    """Customer approval (tenant approver or admin), granting less than asked if you say so."""
+    grant: dict[str, Any] = {}
+    if resource:
+        grant["resources"] = list(resource)
+    if read_only:
+        grant["access_level"] = "read"
+    if window is not None:
+        grant["access_window_seconds"] = int(parse_duration(window, "window").total_seconds())
+    show_request(
+        ctx, settings(ctx).backend.decide_request(request_id, True, comment, grant or None)
+    )
+
+
+@request_app.command("extend")
+def request_extend(
+    ctx: typer.Context,
+    request_id: str,
+    by: Annotated[str, typer.Option(help="How much more time, e.g. 1h or 90m.")],
+    reason: Annotated[str, typer.Option(help="Why (the customer's approvers read it).")],
+) -> None:
+    """Ask for more time on your granted access; the customer approves it."""
+    seconds = int(parse_duration(by, "by").total_seconds())
+    show_request(ctx, settings(ctx).backend.extend_request(request_id, seconds, reason))
+
+
+@request_app.command("extension")
+def request_extension(
+    ctx: typer.Context,
+    decision: Annotated[str, typer.Argument(help="approve or deny")],
+    request_id: str,
+    comment: CommentOpt = None,
+) -> None:
+    """Approve or deny the extension an engineer asked for (tenant approver or admin)."""
+    if decision not in ("approve", "deny"):
+        raise ValidationError("decision", "must be approve or deny")
+    backend = settings(ctx).backend
+    show_request(ctx, backend.decide_extension(request_id, decision == "approve", comment))
 
 
 @request_app.command("deny")
@@ -941,11 +1044,14 @@ def sweep(ctx: typer.Context) -> None:
 
 from lockbox.cli import integrations as _integrations_cli  # noqa: E402
 from lockbox.cli import outbox as _outbox_cli  # noqa: E402 - after the root app exists
+from lockbox.cli import rules as _rules_cli  # noqa: E402
 from lockbox.cli import webhooks as _webhooks_cli  # noqa: E402
 from lockbox.cli import worker as _worker_cli  # noqa: E402
 
 app.add_typer(_outbox_cli.app, name="outbox")
 app.add_typer(_webhooks_cli.app, name="webhook")
+app.add_typer(_rules_cli.rule_app, name="rule")
+app.add_typer(_rules_cli.change_app, name="change")
 app.add_typer(_integrations_cli.app, name="integration")
 app.command("worker")(_worker_cli.worker)
 

@@ -130,6 +130,19 @@ class StepUpRequired(LockboxError):
         self.max_age = max_age
 
 
+class ChangePending(LockboxError):
+    """Not applied yet: the change widens access and waits for a second tenant admin (four
+    eyes). ``change_id`` names the pending change; the answer is 202 Accepted, not an error,
+    where the caller asked for it (the API, the pages)."""
+
+    code = "change_pending"
+    title = "Waiting for a second admin"
+
+    def __init__(self, message: str, *, change_id: str) -> None:
+        super().__init__(message, change_id=change_id)
+        self.change_id = change_id
+
+
 class SignInRefused(AuthenticationFailed):
     """A sign-in that cannot go on, with the reason in words (``reason``: a stable code)."""
 

@@ -33,6 +33,8 @@ PREFIXES = {
     "checkpoint": "ckp",
     "receipt": "rct",
     "integration": "hdi",  # a help-desk integration
+    "auto_rule": "aar",  # an auto-approval rule
+    "change": "pch",  # a change waiting for a second tenant admin (four eyes)
 }
 
 _ID_RE = re.compile(r"^[a-z]{2,5}_[0-9a-z]{26}$")

@@ -69,6 +69,9 @@ class Event(StrEnum):
     REVOKE = "revoke"
     END_ACCESS = "end_access"
     CASE_CLOSED = "case_closed"
+    EXTEND = "extend"
+    EXTEND_APPROVE = "extend_approve"
+    EXTEND_DENY = "extend_deny"
 
 
 class ActorRule(StrEnum):
@@ -103,7 +106,8 @@ TRANSITIONS: tuple[Transition, ...] = (
         (_S.PENDING_APPROVAL, _S.APPROVED),
         _R.MANAGER_NOT_REQUESTER,
         _I.REQUEST_REVIEW,
-        "to pending_approval when the tenant's lockbox is on, straight to approved when off",
+        "to pending_approval when the tenant's lockbox is on, straight to approved when off "
+        "or when one of the tenant's auto-approval rules approves it",
     ),
     Transition(
         _S.PENDING_REVIEW,
@@ -131,6 +135,30 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(_S.PENDING_REVIEW, _E.CASE_CLOSED, (_S.CANCELED,), _R.CASE_CLOSER, _I.CASE_CLOSE),
     Transition(_S.PENDING_APPROVAL, _E.CASE_CLOSED, (_S.CANCELED,), _R.CASE_CLOSER, _I.CASE_CLOSE),
     Transition(_S.APPROVED, _E.CASE_CLOSED, (_S.CLOSED,), _R.CASE_CLOSER, _I.CASE_CLOSE),
+    Transition(
+        _S.APPROVED,
+        _E.EXTEND,
+        (_S.APPROVED,),
+        _R.REQUESTER,
+        _I.REQUEST_EXTEND,
+        "asks for more time before access ends; granted at once when the lockbox is off",
+    ),
+    Transition(
+        _S.APPROVED,
+        _E.EXTEND_APPROVE,
+        (_S.APPROVED,),
+        _R.TENANT_APPROVER,
+        _I.REQUEST_DECIDE,
+        "counts towards the extension's stages; the last one moves the access deadline",
+    ),
+    Transition(
+        _S.APPROVED,
+        _E.EXTEND_DENY,
+        (_S.APPROVED,),
+        _R.TENANT_APPROVER,
+        _I.REQUEST_DECIDE,
+        "refuses the extension; access still ends at its deadline",
+    ),
 )
 
 _BY_KEY: dict[tuple[State | None, Event], Transition] = {

@@ -40,6 +40,8 @@ class Intent(StrEnum):
     REQUEST_REVIEW = "request.review"
     REQUEST_DECIDE = "request.decide"
     REQUEST_CANCEL = "request.cancel"
+    #: Ask for more time on granted access (the customer approves it like the request).
+    REQUEST_EXTEND = "request.extend"
     REQUEST_CLOSE = "request.close"
     REQUEST_REVOKE = "request.revoke"
     AUDIT_READ = "audit.read"
@@ -59,6 +61,14 @@ class Intent(StrEnum):
     INTEGRATION_MANAGE = "integration.manage"
     #: Change a case's title or assignee. Only a help-desk integration does, for its tickets.
     CASE_UPDATE = "case.update"
+    #: Read a tenant's auto-approval rules (what its lockbox approves without a person).
+    AUTO_RULE_VIEW = "auto_rule.view"
+    #: Write, loosen, tighten, switch off and delete auto-approval rules.
+    AUTO_RULE_MANAGE = "auto_rule.manage"
+    #: Read the changes waiting for a second tenant admin (four eyes), and their outcome.
+    CHANGE_VIEW = "change.view"
+    #: Approve or reject another admin's pending change, or withdraw one's own.
+    CHANGE_DECIDE = "change.decide"
 
 
 class Scope(StrEnum):
@@ -85,6 +95,7 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.REQUEST_SUBMIT: _ANY,
         _I.REQUEST_VIEW: _SELF,
         _I.REQUEST_CANCEL: _SELF,
+        _I.REQUEST_EXTEND: _SELF,
         _I.REQUEST_CLOSE: _SELF,
         _I.ACCESS_TOKEN: _SELF,
     },
@@ -140,6 +151,10 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.AUDIT_VERIFY: _OWN,
         _I.AUDIT_STAFF: _OWN,
         _I.WEBHOOK_MANAGE: _OWN,
+        _I.AUTO_RULE_VIEW: _OWN,
+        _I.AUTO_RULE_MANAGE: _OWN,
+        _I.CHANGE_VIEW: _OWN,
+        _I.CHANGE_DECIDE: _OWN,
     },
     Role.APPROVER: {
         _I.TENANT_VIEW: _OWN,
@@ -157,6 +172,8 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.AUDIT_READ: _OWN,
         _I.AUDIT_VERIFY: _OWN,
         _I.AUDIT_STAFF: _OWN,
+        _I.AUTO_RULE_VIEW: _OWN,
+        _I.CHANGE_VIEW: _OWN,
     },
 }
 
@@ -188,11 +205,18 @@ VISIBILITY: dict[str, Intent] = {
     "case": Intent.CASE_VIEW,
     "audit": Intent.TENANT_VIEW,
     "user": Intent.USER_VIEW,
+    "auto_rule": Intent.AUTO_RULE_VIEW,
+    "change": Intent.CHANGE_VIEW,
 }
 
 
 #: How a missing object of each kind is named, so an invisible one reads exactly the same.
-NOT_FOUND_NAMES: dict[str, str] = {"request": "access request", "case": "support case"}
+NOT_FOUND_NAMES: dict[str, str] = {
+    "request": "access request",
+    "case": "support case",
+    "auto_rule": "auto-approval rule",
+    "change": "pending change",
+}
 
 
 def scopes(principal: Principal, intent: Intent) -> set[Scope]:

@@ -25,6 +25,7 @@ WINDOW_BOUNDS: dict[str, tuple[timedelta, timedelta]] = {
     "review_window": (15 * MINUTE, 7 * 24 * HOUR),
 }
 REQUIRED_APPROVALS_BOUNDS = (1, 10)
+MAX_EXTENSIONS_BOUNDS = (0, 10)
 MAX_NOTIFY_EMAILS = 20
 _EMAIL_RE = re.compile(r"^[^@\s<>,;\"'\\]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 
@@ -55,6 +56,12 @@ class LockboxPolicy:
     stages: tuple[StageRule, ...] = ()
     #: Named groups of the tenant's people (user ids) that a stage can name.
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: How many times one request's access may be extended (each by at most
+    #: ``access_window``); 0: never.
+    max_extensions: int = 2
+    #: The stages an extension must pass; empty: the same as the request's
+    #: (:meth:`approval_stages`). No manager review either way.
+    extension_stages: tuple[StageRule, ...] = ()
 
     def __post_init__(self) -> None:
         for name, (low, high) in WINDOW_BOUNDS.items():
@@ -85,16 +92,37 @@ class LockboxPolicy:
             validate_email(e, f"notify_emails[{i}]") for i, e in enumerate(self.notify_emails)
         )
         object.__setattr__(self, "notify_emails", tuple(dict.fromkeys(cleaned)))
+        low_e, high_e = MAX_EXTENSIONS_BOUNDS
+        if (
+            isinstance(self.max_extensions, bool)
+            or not isinstance(self.max_extensions, int)
+            or not low_e <= self.max_extensions <= high_e
+        ):
+            raise ValidationError(
+                "max_extensions", f"must be a whole number from {low_e} to {high_e}"
+            )
         object.__setattr__(self, "stages", parse_stages(self.stages, allow_empty=True))
+        object.__setattr__(
+            self,
+            "extension_stages",
+            parse_stages(self.extension_stages, "extension_stages", allow_empty=True),
+        )
         object.__setattr__(self, "groups", parse_groups(self.groups))
         named = dict(self.groups)
-        for i, stage in enumerate(self.stages):
-            if stage.group is not None and stage.group not in named:
-                raise ValidationError(f"stages[{i}].group", f"no group named {stage.group!r}")
+        for field_name in ("stages", "extension_stages"):
+            for i, stage in enumerate(getattr(self, field_name)):
+                if stage.group is not None and stage.group not in named:
+                    raise ValidationError(
+                        f"{field_name}[{i}].group", f"no group named {stage.group!r}"
+                    )
 
     def approval_stages(self) -> tuple[StageRule, ...]:
         """The stages a request that reaches the customer must pass (never empty)."""
         return self.stages or default_stages(self.required_approvals)
+
+    def extension_rules(self) -> tuple[StageRule, ...]:
+        """The stages an extension must pass (never empty)."""
+        return self.extension_stages or self.approval_stages()
 
     def groups_of(self, user_id: str) -> frozenset[str]:
         """The names of the groups ``user_id`` belongs to."""
@@ -102,6 +130,48 @@ class LockboxPolicy:
 
     def group_members(self, name: str) -> tuple[str, ...]:
         return dict(self.groups).get(name, ())
+
+    def widens(self, current: LockboxPolicy) -> bool:
+        """Whether this policy, replacing ``current``, lets access through more easily
+        (four eyes: another tenant admin must approve it; :meth:`widenings` says why)."""
+        return bool(self.widenings(current))
+
+    def widenings(self, current: LockboxPolicy) -> list[str]:
+        """How this policy, replacing ``current``, widens access, in words (empty: it does
+        not). Conservative: whatever is not plainly at least as strict counts.
+
+        Widening: turning the lockbox off; a longer approval or access window; a longer
+        review window while the lockbox is off (the manager's review is then the only
+        step); fewer required approvals (the default stage, and the fallback when no stage
+        applies); a stage removed, needing fewer approvals, admitting another role or
+        group, or applying to other requests (its condition changed in any way); a stage
+        added when no stage applied to every request (it can replace the default stage);
+        more extensions or weaker extension stages (compared the same way); anyone added
+        to a group. Not widening: shorter windows, more approvals, stricter stages,
+        people removed from groups, notification addresses, the reminder, names.
+        """
+        found: list[str] = []
+        if current.enabled and not self.enabled:
+            found.append("turns the lockbox off")
+        if self.approval_window > current.approval_window:
+            found.append("gives approvers longer to approve")
+        if self.access_window > current.access_window:
+            found.append("lets access last longer")
+        if not self.enabled and self.review_window > current.review_window:
+            found.append("gives the provider's review longer while the lockbox is off")
+        if self.required_approvals < current.required_approvals:
+            found.append("needs fewer approvals")
+        found += _weaker_stages(current.approval_stages(), self.approval_stages(), "stage")
+        if self.max_extensions > current.max_extensions:
+            found.append("allows more extensions")
+        if current.extension_stages or self.extension_stages:  # else: the same as the stages
+            found += _weaker_stages(
+                current.extension_rules(), self.extension_rules(), "extension stage"
+            )
+        for name, members in self.groups:
+            if set(members) - set(current.group_members(name)):
+                found.append(f"adds people to the group {name}")
+        return list(dict.fromkeys(found))
 
     def with_changes(self, **changes: Any) -> LockboxPolicy:
         """Return a validated copy; unknown fields are refused by name."""
@@ -123,6 +193,8 @@ class LockboxPolicy:
             "reminder_fraction": self.reminder_fraction,
             "stages": [stage.as_dict() for stage in self.stages],
             "groups": {name: list(members) for name, members in self.groups},
+            "max_extensions": self.max_extensions,
+            "extension_stages": [stage.as_dict() for stage in self.extension_stages],
         }
 
 
@@ -144,3 +216,30 @@ def parse_duration(text: str, field_name: str) -> timedelta:
         raise ValidationError(field_name, f"{text!r} is not a duration like 12h, 90m or 1h30m")
     days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def _weaker_stages(old: tuple[StageRule, ...], new: tuple[StageRule, ...], label: str) -> list[str]:
+    """How ``new`` stages (by key) ask less than ``old`` ones, in words (see ``widenings``)."""
+    found: list[str] = []
+    by_key = {stage.key: stage for stage in new}
+    for stage in old:
+        now = by_key.get(stage.key)
+        if now is None:
+            found.append(f"removes the {label} {stage.name}")
+            continue
+        if now.required < stage.required:
+            found.append(f"needs fewer approvals in the {label} {stage.name}")
+        if not now.roles <= stage.roles:
+            found.append(f"lets more roles approve the {label} {stage.name}")
+        if now.group is not None and now.group != stage.group:
+            found.append(f"lets another group approve the {label} {stage.name}")
+        if now.condition != stage.condition:
+            found.append(f"changes when the {label} {stage.name} applies")
+    # A request that no stage applies to gets the default stage; a new stage that applies
+    # to it replaces the default stage, unless a stage always applied already.
+    always = any(not stage.condition.as_dict() for stage in old)
+    known = {stage.key for stage in old}
+    for stage in new:
+        if stage.key not in known and not always:
+            found.append(f"adds the {label} {stage.name}, which can replace the default one")
+    return found

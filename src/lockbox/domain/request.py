@@ -10,11 +10,12 @@ the change (with its audit record and notifications) in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from lockbox.domain import lifecycle, text
+from lockbox.domain.auto_approval import CATEGORIES, AutoApprovalRule
 from lockbox.domain.case import CaseStatus, SupportCase
 from lockbox.domain.errors import (
     AlreadyDecided,
@@ -29,7 +30,7 @@ from lockbox.domain.errors import (
 from lockbox.domain.instants import format_optional
 from lockbox.domain.lifecycle import ActorRule, Event, State
 from lockbox.domain.permissions import Intent, allows, authorize
-from lockbox.domain.policy import LockboxPolicy
+from lockbox.domain.policy import WINDOW_BOUNDS, LockboxPolicy
 from lockbox.domain.resources import (
     AccessLevel,
     Action,
@@ -37,6 +38,7 @@ from lockbox.domain.resources import (
     level_allows,
     validate_resource,
     validate_resources,
+    within,
 )
 from lockbox.domain.roles import ActorKind, Principal, Side
 from lockbox.domain.stages import PlannedStage, default_stages, plan
@@ -57,6 +59,93 @@ class Decision:
     comment: str | None = None
     credential: str | None = None  # what the approver acted with (token, session)
     stage: str | None = None  # the key of the stage it was made in (None: before stages)
+
+
+def _stage_approvals(
+    stages: tuple[PlannedStage, ...], approvals: tuple[Decision, ...], stage: PlannedStage
+) -> tuple[Decision, ...]:
+    """The approvals that count for ``stage`` (one without a stage counts for the first)."""
+    first = stages[0].key if stages else None
+    return tuple(d for d in approvals if (d.stage or first) == stage.key)
+
+
+def _waiting_stage(
+    stages: tuple[PlannedStage, ...], approvals: tuple[Decision, ...]
+) -> PlannedStage | None:
+    """The first stage still short of approvals; None once every stage is met."""
+    for stage in stages:
+        if len(_stage_approvals(stages, approvals, stage)) < stage.required:
+            return stage
+    return None
+
+
+@dataclass(frozen=True)
+class Extension:
+    """More time the engineer asked for, waiting for the customer's approvals.
+
+    Access goes on meanwhile, until the current deadline; the last approval moves the
+    deadline by ``by``, a denial drops the extension.
+    """
+
+    by: timedelta
+    reason: str
+    asked_at: datetime
+    stages: tuple[PlannedStage, ...]
+    approvals: tuple[Decision, ...] = ()
+
+    def stage_approvals(self, stage: PlannedStage) -> tuple[Decision, ...]:
+        return _stage_approvals(self.stages, self.approvals, stage)
+
+    def current_stage(self) -> PlannedStage | None:
+        return _waiting_stage(self.stages, self.approvals)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "by_seconds": int(self.by.total_seconds()),
+            "reason": self.reason,
+            "asked_at": _iso(self.asked_at),
+            "stages": [stage.as_dict() for stage in self.stages],
+            "approvals": [
+                {
+                    "actor_id": d.actor_id,
+                    "at": _iso(d.at),
+                    "comment": d.comment,
+                    "credential": d.credential,
+                    "stage": d.stage,
+                }
+                for d in self.approvals
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Extension:
+        return cls(
+            by=timedelta(seconds=int(data["by_seconds"])),
+            reason=str(data["reason"]),
+            asked_at=datetime.fromisoformat(str(data["asked_at"]).replace("Z", "+00:00")),
+            stages=tuple(PlannedStage.from_dict(s) for s in data["stages"]),
+            approvals=tuple(
+                Decision(
+                    actor_id=str(d["actor_id"]),
+                    kind=DecisionKind.APPROVE,
+                    at=datetime.fromisoformat(str(d["at"]).replace("Z", "+00:00")),
+                    comment=d.get("comment"),
+                    credential=d.get("credential"),
+                    stage=d.get("stage"),
+                )
+                for d in data.get("approvals") or ()
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """Less than was asked, as an approver grants it: a subset of the resources, read
+    instead of read_write, a shorter access window (None: as asked)."""
+
+    resources: tuple[str, ...] | None = None
+    access_level: AccessLevel | None = None
+    access_window: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -83,12 +172,24 @@ class AccessRequest:
     #: policy change never moves the goalposts); empty before that, and for requests
     #: from before stages existed (see :meth:`planned_stages`).
     stages: tuple[PlannedStage, ...] = ()
+    #: What the engineer asked for, once an approver granted less (None: as asked);
+    #: ``resources`` and ``access_level`` always hold what is granted, so tokens, checks,
+    #: the grant feed and later stages all see the granted scope.
+    asked_resources: tuple[str, ...] | None = None
+    asked_level: AccessLevel | None = None
+    #: The access window granted so far (the shortest an approver chose); None: the policy's.
+    access_window: timedelta | None = None
+    #: An extension waiting for the customer's approvals, and how many were granted.
+    extension: Extension | None = None
+    extensions: int = 0
     approved_at: datetime | None = None
     access_deadline: datetime | None = None
     ended_at: datetime | None = None
     ended_by: str | None = None
     end_comment: str | None = None
     version: int = 1
+    #: What the engineer says the access is for (``auto_approval.CATEGORIES``); rules select on it.
+    category: str = "other"
 
     # -- reading -----------------------------------------------------------------
 
@@ -118,21 +219,17 @@ class AccessRequest:
     def planned_stages(self) -> tuple[PlannedStage, ...]:
         """The stages this request must pass; a request stored before stages existed has
         the one stage it was created with: ``required_approvals`` approvers or admins."""
-        if self.stages or not self.customer_step:
-            return self.stages
+        if self.stages or not self.customer_step or self.required_approvals == 0:
+            return self.stages  # none: the lockbox was off, or a rule approved it
         return (PlannedStage.of(default_stages(self.required_approvals)[0]),)
 
     def stage_approvals(self, stage: PlannedStage) -> tuple[Decision, ...]:
         """The approvals that count for ``stage`` (one before stages counts for the first)."""
-        first = self.planned_stages()[0].key
-        return tuple(d for d in self.approvals() if (d.stage or first) == stage.key)
+        return _stage_approvals(self.planned_stages(), self.approvals(), stage)
 
     def current_stage(self) -> PlannedStage | None:
         """The first stage still short of approvals; None once every stage is met."""
-        for stage in self.planned_stages():
-            if len(self.stage_approvals(stage)) < stage.required:
-                return stage
-        return None
+        return _waiting_stage(self.planned_stages(), self.approvals())
 
     def decided_by(self, actor_id: str) -> bool:
         return any(d.actor_id == actor_id for d in self.decisions)
@@ -170,10 +267,14 @@ def decision_applies(request: AccessRequest, seen_version: int) -> bool:
     """
     if seen_version == request.version:
         return True
-    if request.state is not State.PENDING_APPROVAL:
+    if request.state is State.PENDING_APPROVAL:
+        counted = len(request.decisions)
+    elif request.state is State.APPROVED and request.extension is not None:
+        counted = len(request.extension.approvals)  # the same, for an extension
+    else:
         return False
-    reached_customer = request.version - len(request.decisions)
-    return reached_customer <= seen_version < request.version
+    asked = request.version - counted
+    return asked <= seen_version < request.version
 
 
 # -- creating ----------------------------------------------------------------------
@@ -190,6 +291,7 @@ def submit(
     access_level: object,
     justification: object,
     now: datetime,
+    category: object = "other",
 ) -> Change:
     """An engineer asks for access to named resources of a tenant, on a case."""
     authorize(actor, Intent.CASE_VIEW, kind="case", tenant_id=case.tenant_id)
@@ -206,6 +308,8 @@ def submit(
     cleaned_resources = validate_resources(resources)
     level = _parse_level(access_level)
     reason = text.required_text(justification, "justification", max_len=text.JUSTIFICATION_MAX)
+    if not isinstance(category, str) or category not in CATEGORIES:
+        raise ValidationError("category", f"must be one of {', '.join(CATEGORIES)}")
     request = AccessRequest(
         id=request_id,
         tenant_id=tenant_id,
@@ -218,6 +322,7 @@ def submit(
         created_at=now,
         updated_at=now,
         review_deadline=now + policy.review_window,
+        category=category,
     )
     return Change(
         request=request,
@@ -231,6 +336,7 @@ def submit(
             "resources": list(cleaned_resources),
             "access_level": level.value,
             "justification": reason,
+            "category": category,
             "review_deadline": _iso(request.review_deadline),
         },
     )
@@ -254,14 +360,52 @@ def review(
     comment: object,
     policy: LockboxPolicy,
     now: datetime,
+    rule: AutoApprovalRule | None = None,
 ) -> Change:
-    """A support manager approves (forwards) or rejects a request before the customer sees it."""
+    """A support manager approves (forwards) or rejects a request before the customer sees it.
+
+    With the lockbox on, a forwarded request that ``rule`` (one of the customer's own
+    auto-approval rules, checked again here) approves is granted at once, for the shorter
+    of the policy's and the rule's access window; without one it waits for the customer.
+    """
     event = Event.REVIEW_APPROVE if approve else Event.REVIEW_REJECT
     note = text.comment(comment)
     _guard(request, event, actor, now)
     base = replace(request, reviewer_id=actor.id, reviewed_at=now, review_comment=note)
     if not approve:
         return _finish(base, event, State.REJECTED, actor, now, note)
+    if policy.enabled and rule is not None:
+        require(
+            rule.tenant_id == request.tenant_id
+            and rule.miss(
+                resources=request.resources,
+                level=request.access_level,
+                category=request.category,
+                now=now,
+            )
+            is None,
+            "an auto-approval rule that does not approve this request was passed",
+        )
+        window = min(policy.access_window, rule.max_access_window)
+        granted = replace(
+            base,
+            state=State.APPROVED,
+            customer_step=True,
+            required_approvals=0,
+            approved_at=now,
+            access_deadline=now + window,
+        )
+        return _change(
+            request,
+            granted,
+            event,
+            actor,
+            now,
+            note,
+            auto_approved_by_rule=rule.id,
+            rule_name=rule.name,
+            access_deadline=_iso(granted.access_deadline),
+        )
     if policy.enabled:
         planned = plan(
             policy.approval_stages(),
@@ -317,19 +461,22 @@ def decide(
     comment: object,
     policy: LockboxPolicy,
     now: datetime,
+    narrow: Narrowing | None = None,
 ) -> Change:
-    """A customer approver approves or denies; approvals count until the required number."""
+    """A customer approver approves or denies; approvals count until the required number.
+
+    An approval may grant less than was asked (``narrow``), never more; later stages and
+    everything that enforces access see what was granted.
+    """
     event = Event.APPROVE if approve else Event.DENY
     note = text.comment(comment)
     _guard(request, event, actor, now)
     if request.decided_by(actor.id):
         raise AlreadyDecided("you have already decided on this request", state=request.state.value)
+    if narrow is not None and not approve:
+        raise ValidationError("decision", "only an approval can grant less than was asked")
     stage = present(request.current_stage(), "the stage of a request waiting for approval")
-    groups = policy.groups_of(actor.id)
-    if approve and not stage.admits(actor.roles, groups):
-        raise PermissionDenied(f"the {stage.name} stage needs {_who(stage)} to approve it")
-    if not approve and not any(s.admits(actor.roles, groups) for s in request.planned_stages()):
-        raise PermissionDenied("only someone who can approve one of its stages can deny it")
+    _admit(stage, request.planned_stages(), actor, policy, approve=approve)
     decision = Decision(
         actor_id=actor.id,
         kind=DecisionKind.APPROVE if approve else DecisionKind.DENY,
@@ -341,23 +488,29 @@ def decide(
     with_decision = replace(request, decisions=(*request.decisions, decision))
     if not approve:
         return _finish(with_decision, event, State.DENIED, actor, now, note, stage=stage.key)
-    progress = {
+    progress: dict[str, Any] = {
         "stage": stage.key,
         "stage_approvals": len(with_decision.stage_approvals(stage)),
         "stage_required": stage.required,
         "approvals": len(with_decision.approvals()),
         "required_approvals": request.required_approvals,
     }
+    if narrow is not None:
+        with_decision, granted = _narrowed(with_decision, narrow, policy)
+        progress.update(granted)
     following = with_decision.current_stage()
     if following is not None:
         if following.key != stage.key:
             progress["next_stage"] = following.key
         return _change(request, with_decision, event, actor, now, note, **progress)
+    window = policy.access_window
+    if with_decision.access_window is not None:
+        window = min(window, with_decision.access_window)
     approved = replace(
         with_decision,
         state=State.APPROVED,
         approved_at=now,
-        access_deadline=now + policy.access_window,
+        access_deadline=now + window,
     )
     return _change(
         request,
@@ -371,6 +524,87 @@ def decide(
     )
 
 
+def _admit(
+    stage: PlannedStage,
+    stages: tuple[PlannedStage, ...],
+    actor: Principal,
+    policy: LockboxPolicy,
+    *,
+    approve: bool,
+) -> None:
+    """An approval needs the waiting stage's role or group; anyone who may approve one of
+    the stages may deny (one denial at any stage denies)."""
+    groups = policy.groups_of(actor.id)
+    if approve and not stage.admits(actor.roles, groups):
+        raise PermissionDenied(f"the {stage.name} stage needs {_who(stage)} to approve it")
+    if not approve and not any(s.admits(actor.roles, groups) for s in stages):
+        raise PermissionDenied("only someone who can approve one of its stages can deny it")
+
+
+def _narrowed(
+    request: AccessRequest, narrow: Narrowing, policy: LockboxPolicy
+) -> tuple[AccessRequest, dict[str, Any]]:
+    """``request`` granting what ``narrow`` says, checked to be no more than it grants now;
+    and the audit details saying what was asked and what is granted."""
+    resources = request.resources
+    if narrow.resources is not None:
+        resources = validate_resources(list(narrow.resources), "resources")
+        for i, name in enumerate(resources):
+            if not any(within(granted, name) for granted in request.resources):
+                raise ValidationError(
+                    f"resources[{i}]",
+                    f"{name} was not asked for: an approver can grant less, never more",
+                )
+    level = request.access_level
+    if narrow.access_level is not None:
+        if narrow.access_level is AccessLevel.READ_WRITE and level is AccessLevel.READ:
+            raise ValidationError(
+                "access_level", "read access was asked for: an approver can grant less, never more"
+            )
+        level = narrow.access_level
+    window = request.access_window or policy.access_window
+    if narrow.access_window is not None:
+        low = WINDOW_BOUNDS["access_window"][0]
+        if not low <= narrow.access_window <= window:
+            raise ValidationError(
+                "access_window_seconds",
+                f"must be from {int(low.total_seconds())} to {int(window.total_seconds())} "
+                "seconds: an approver can grant a shorter window, never a longer one",
+            )
+        window = narrow.access_window
+    changed = replace(
+        request,
+        resources=resources,
+        access_level=level,
+        access_window=window if narrow.access_window is not None else request.access_window,
+    )
+    if (changed.resources, changed.access_level, changed.access_window) == (
+        request.resources,
+        request.access_level,
+        request.access_window,
+    ):
+        return request, {}
+    changed = replace(
+        changed,
+        asked_resources=request.asked_resources or request.resources,
+        asked_level=request.asked_level or request.access_level,
+    )
+    granted: dict[str, Any] = {
+        "granted": {
+            "resources": list(changed.resources),
+            "access_level": changed.access_level.value,
+            "access_window_seconds": int(
+                (changed.access_window or policy.access_window).total_seconds()
+            ),
+        },
+        "asked": {
+            "resources": list(changed.asked_resources or ()),
+            "access_level": (changed.asked_level or changed.access_level).value,
+        },
+    }
+    return changed, granted
+
+
 def _who(stage: PlannedStage) -> str:
     """Who may approve a stage, in words."""
     names = {"approver": "an approver", "tenant_admin": "a tenant admin"}
@@ -378,6 +612,148 @@ def _who(stage: PlannedStage) -> str:
     if stage.group is not None:
         parts.append(f"a member of the group {stage.group!r}")
     return " or ".join(parts) or "someone the policy names"
+
+
+# -- extensions ---------------------------------------------------------------------
+
+
+def ask_extension(
+    request: AccessRequest,
+    actor: Principal,
+    *,
+    by: object,
+    reason: object,
+    policy: LockboxPolicy,
+    now: datetime,
+) -> Change:
+    """The engineer asks for more time before access ends; the customer approves it like
+    the request (the policy's extension stages, no manager review), or at once when the
+    tenant's lockbox is off. At most ``max_extensions`` per request, each at most one
+    access window long."""
+    _guard(request, Event.EXTEND, actor, now)
+    if request.extension is not None:
+        raise InvalidTransition(
+            "an extension is already waiting for approval", state=request.state.value
+        )
+    if request.extensions >= policy.max_extensions:
+        limit = policy.max_extensions
+        raise ValidationError(
+            "by",
+            "the policy allows no extension"
+            if limit == 0
+            else f"access was already extended {limit} time{'s' if limit != 1 else ''}, "
+            "the most the policy allows: ask for a new request",
+        )
+    if isinstance(by, bool) or not isinstance(by, timedelta):
+        raise ValidationError("by", "must be a duration")
+    low = WINDOW_BOUNDS["access_window"][0]
+    if not low <= by <= policy.access_window:
+        raise ValidationError(
+            "by",
+            f"must be from {int(low.total_seconds())} to "
+            f"{int(policy.access_window.total_seconds())} seconds (one access window)",
+        )
+    why = text.required_text(reason, "reason", max_len=text.JUSTIFICATION_MAX)
+    deadline = present(request.access_deadline, "the deadline of granted access")
+    details: dict[str, Any] = {"by_seconds": int(by.total_seconds()), "reason": why}
+    if not policy.enabled:
+        extended = replace(
+            request, access_deadline=deadline + by, extensions=request.extensions + 1
+        )
+        return _change(
+            request,
+            extended,
+            Event.EXTEND,
+            actor,
+            now,
+            None,
+            **details,
+            lockbox="off",
+            access_deadline=_iso(extended.access_deadline),
+        )
+    stages = plan(
+        policy.extension_rules(),
+        request.access_level,
+        request.resources,
+        fallback=default_stages(policy.required_approvals),
+    )
+    extension = Extension(by=by, reason=why, asked_at=now, stages=stages)
+    return _change(
+        request,
+        replace(request, extension=extension),
+        Event.EXTEND,
+        actor,
+        now,
+        None,
+        **details,
+        stages=[stage.as_dict() for stage in stages],
+    )
+
+
+def decide_extension(
+    request: AccessRequest,
+    actor: Principal,
+    *,
+    approve: bool,
+    comment: object,
+    policy: LockboxPolicy,
+    now: datetime,
+) -> Change:
+    """A customer approver approves or denies the extension waiting on granted access."""
+    event = Event.EXTEND_APPROVE if approve else Event.EXTEND_DENY
+    note = text.comment(comment)
+    _guard(request, event, actor, now)
+    extension = request.extension
+    if extension is None:
+        raise InvalidTransition("no extension is waiting for approval", state=request.state.value)
+    if any(d.actor_id == actor.id for d in extension.approvals):
+        raise AlreadyDecided("you have already approved this extension", state="approved")
+    stage = present(extension.current_stage(), "the stage of an extension")
+    _admit(stage, extension.stages, actor, policy, approve=approve)
+    if not approve:
+        return _change(
+            request, replace(request, extension=None), event, actor, now, note, stage=stage.key
+        )
+    decision = Decision(
+        actor_id=actor.id,
+        kind=DecisionKind.APPROVE,
+        at=now,
+        comment=note,
+        credential=actor.credential,
+        stage=stage.key,
+    )
+    counted = replace(extension, approvals=(*extension.approvals, decision))
+    progress: dict[str, Any] = {
+        "stage": stage.key,
+        "stage_approvals": len(counted.stage_approvals(stage)),
+        "stage_required": stage.required,
+        "by_seconds": int(extension.by.total_seconds()),
+    }
+    following = counted.current_stage()
+    if following is not None:
+        if following.key != stage.key:
+            progress["next_stage"] = following.key
+        return _change(
+            request, replace(request, extension=counted), event, actor, now, note, **progress
+        )
+    deadline = present(request.access_deadline, "the deadline of granted access")
+    extended = replace(
+        request,
+        extension=None,
+        extensions=request.extensions + 1,
+        access_deadline=deadline + extension.by,
+    )
+    return _change(
+        request,
+        extended,
+        event,
+        actor,
+        now,
+        note,
+        **progress,
+        extended=True,
+        access_deadline=_iso(extended.access_deadline),
+    )
 
 
 def cancel(request: AccessRequest, actor: Principal, *, comment: object, now: datetime) -> Change:

@@ -81,3 +81,11 @@ def covers(granted: str, resource: str) -> bool:
 
 def in_scope(granted: tuple[str, ...], resource: str) -> bool:
     return any(covers(g, resource) for g in granted)
+
+
+def within(granted: str, name: str) -> bool:
+    """Whether ``name`` (a concrete name or a ``prefix/*`` pattern) asks for nothing that
+    ``granted`` does not cover: what an approver may grant out of what was asked."""
+    if name.endswith("/*"):
+        return granted.endswith("/*") and name[:-1].startswith(granted[:-1])
+    return covers(granted, name)

@@ -217,6 +217,14 @@ def _submit(c: dict[str, Any]) -> tuple[str, str, str | None]:
 
 
 def _review_approve(c: dict[str, Any]) -> tuple[str, str, str | None]:
+    if c["state"] == "approved" and c.get("rule_name"):
+        return (
+            f"Access approved by a rule: {c['tenant_name']}",
+            f"{c['actor'] or 'A support manager'} forwarded the request of {c['requester']}; "
+            f"{c['tenant_name']}'s auto-approval rule “{c['rule_name']}” approved it.",
+            "Nothing is needed if this was expected. If it was not, sign in to the Lockbox admin "
+            f"center yourself and revoke request {c['request_id']}; access ends at once.",
+        )
     if c["state"] == "approved":
         return (
             f"Access approved: {c['tenant_name']}",

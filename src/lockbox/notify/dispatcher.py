@@ -43,6 +43,7 @@ from lockbox.notify.webhooks import (
 from lockbox.service import delivery
 from lockbox.service.app import Lockbox
 from lockbox.service.delivery import OutboxRow
+from lockbox.service.notifications import ONLY_IF_DEADLINE
 from lockbox.service.webhooks import DestinationPolicy, check_url
 
 log = logging.getLogger("lockbox.worker")
@@ -335,11 +336,15 @@ class Dispatcher:
     def _check_still_relevant(self, row: OutboxRow) -> None:
         if row.only_if_state is None or row.request_id is None:
             return
-        state = delivery.request_state(self.app, row.request_id)
-        if state is None:
+        found = delivery.request_state(self.app, row.request_id)
+        if found is None:
             raise Skip("the request no longer exists")
+        state, access_deadline = found
         if state != row.only_if_state:
             raise Skip(f"the request is {state}, no longer {row.only_if_state}")
+        announced = row.payload.get(ONLY_IF_DEADLINE)
+        if announced is not None and announced != access_deadline:
+            raise Skip("access was extended: its deadline moved")
 
     def _send_email(self, row: OutboxRow) -> None:
         try:

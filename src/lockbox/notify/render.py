@@ -120,6 +120,17 @@ def relative(value: datetime | None, now: datetime) -> str | None:
     return f"in {span}" if seconds > 0 else f"{span} ago"
 
 
+def _duration(seconds: object) -> str:
+    """``5400`` → ``1 hour 30 minutes`` (an extension asked for)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+        return ""
+    hours, minutes = divmod(seconds // 60, 60)
+    parts = [_plural(hours, "hour")] if hours else []
+    if minutes or not parts:
+        parts.append(_plural(minutes, "minute"))
+    return " ".join(parts)
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -184,6 +195,14 @@ def context(
         "actor": payload.get("actor"),
         "comment": payload.get("comment"),
         "required_approvals": payload.get("required_approvals", 1),
+        # approved by one of the customer's auto-approval rules (its name), not a person
+        "rule_name": payload.get("rule_name") if payload.get("approved_by_rule") else None,
+        # an approver granted less than was asked
+        "asked_resources": [str(r) for r in payload.get("asked_resources") or []],
+        "asked_access_level": payload.get("asked_access_level"),
+        # an extension
+        "extension_text": _duration(payload.get("extension_seconds")),
+        "extension_reason": payload.get("extension_reason") or "",
         "approvals": payload.get("approvals", 0),
         "deadline_utc": utc_text(deadline),
         "deadline_relative": relative(deadline, now),

@@ -20,10 +20,16 @@ if TYPE_CHECKING:  # the transaction's module plans notifications, which ask thi
 
 
 def eligible(tx: Tx, request: AccessRequest) -> list[User]:
-    """The people who may approve ``request`` now (its current stage), by e-mail address;
-    empty unless it is waiting for the customer."""
-    stage = request.current_stage()
-    if request.state is not State.PENDING_APPROVAL or stage is None:
+    """The people who may approve ``request`` now, by e-mail address: its current stage
+    while it waits for the customer, or its extension's while one waits; else nobody."""
+    if request.state is State.PENDING_APPROVAL:
+        stage, decided = request.current_stage(), {d.actor_id for d in request.decisions}
+    elif request.state is State.APPROVED and request.extension is not None:
+        extension = request.extension
+        stage, decided = extension.current_stage(), {d.actor_id for d in extension.approvals}
+    else:
+        return []
+    if stage is None:
         return []
     found: dict[str, User] = {}
     if stage.roles:
@@ -36,5 +42,4 @@ def eligible(tx: Tx, request: AccessRequest) -> list[User]:
             user = tx.user(user_id)
             if user is not None and user.active and user.tenant_id == request.tenant_id:
                 found[user.id] = user
-    decided = {d.actor_id for d in request.decisions}
     return sorted((u for u in found.values() if u.id not in decided), key=lambda u: u.email)

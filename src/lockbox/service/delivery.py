@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from lockbox.domain.audit import format_time
 from lockbox.service.app import Lockbox
 from lockbox.service.notifications import SECRET_KEYS, redact
 from lockbox.store import outbox as store
@@ -151,14 +152,19 @@ def webhook_endpoint(app: Lockbox, webhook_id: str) -> WebhookRow | None:
     return hook if hook is not None and hook.active else None
 
 
-def request_state(app: Lockbox, request_id: str) -> str | None:
-    """The request's effective state now (deadlines applied), or None if it no longer exists.
+def request_state(app: Lockbox, request_id: str) -> tuple[str, str | None] | None:
+    """The request's effective state now (deadlines applied) and its access deadline
+    (formatted like the payloads), or None if it no longer exists.
 
     Effective, not stored: a reminder must not go out for a request whose
     approval window has passed even if the sweeper has not recorded the
-    expiry yet.
+    expiry yet; and a warning that access ends soon must not go out once an
+    extension moved the deadline.
     """
     with app.read() as tx:
         request = repo.get_request(tx.conn, request_id)
         now = tx.now
-    return None if request is None else request.effective_state(now).value
+    if request is None:
+        return None
+    deadline = format_time(request.access_deadline) if request.access_deadline else None
+    return request.effective_state(now).value, deadline

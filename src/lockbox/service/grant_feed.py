@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from lockbox.domain.instants import format_instant, format_optional
-from lockbox.domain.lifecycle import State
+from lockbox.domain.lifecycle import Event, State
 from lockbox.domain.permissions import Intent, allows, authorize
 from lockbox.domain.request import AccessRequest, Change
 from lockbox.domain.resource_service import ServiceScope
@@ -38,6 +38,9 @@ _END_REASONS = {
     State.REVOKED: "revoked",
     State.ACCESS_ENDED: "expired",
 }
+
+
+_EXTENDING = (Event.EXTEND, Event.EXTEND_APPROVE)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ def on_change(tx: Tx, change: Change) -> None:
     request = change.request
     if change.target is State.APPROVED and change.source is not State.APPROVED:
         _append(tx, [(request, "grant", "approved" if request.customer_step else "lockbox_off")])
+    elif change.event in _EXTENDING and "access_deadline" in change.details:
+        _append(tx, [(request, "grant", "extended")])  # the same grant, a later deadline
     elif change.source is State.APPROVED and change.target.terminal:
         _append(tx, [(request, "end", _END_REASONS.get(change.target, change.target.value))])
 

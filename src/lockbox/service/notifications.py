@@ -38,6 +38,10 @@ TOPICS = (
     "closed",
     "canceled",
     "first_use",
+    "access_ending",
+    "extension_needed",
+    "extended",
+    "extension_denied",
     "password_reset",
     "audit_digest",
 )
@@ -62,6 +66,13 @@ _REQUESTER_TOPIC: dict[Event, str] = {
     Event.REVOKE: "revoked",
     Event.END_ACCESS: "access_ended",
 }
+
+
+#: A payload key: the message is only sent while the request's access deadline is still
+#: this one (a warning that access ends soon is dropped once an extension moved it).
+ONLY_IF_DEADLINE = "only_if_access_deadline"
+#: How long before access ends the engineer is warned.
+ENDING_WARNING = timedelta(minutes=15)
 
 
 def snapshot(tx: Tx, request: AccessRequest, change: Change | None = None) -> dict[str, Any]:
@@ -91,6 +102,16 @@ def snapshot(tx: Tx, request: AccessRequest, change: Change | None = None) -> di
         "approvals": len(request.approvals()),
         "at": format_time(tx.now),
     }
+    if request.asked_resources is not None or request.asked_level is not None:
+        data["asked_resources"] = list(request.asked_resources or request.resources)
+        data["asked_access_level"] = (request.asked_level or request.access_level).value
+    if request.extension is not None:
+        data["extension_seconds"] = int(request.extension.by.total_seconds())
+        data["extension_reason"] = request.extension.reason
+    if change is not None and "auto_approved_by_rule" in change.details:
+        # Approved by one of the customer's own auto-approval rules, not by a person.
+        data["approved_by_rule"] = change.details["auto_approved_by_rule"]
+        data["rule_name"] = change.details.get("rule_name")
     if change is not None:
         data.update(
             event=change.event.value,
@@ -107,6 +128,7 @@ def plan(tx: Tx, change: Change) -> None:
     data = snapshot(tx, request, change)
     emails: list[tuple[str, str]] = []  # (topic, address)
     reminders: list[OutboxMessage] = []
+    warn_ending = False  # access starts or is extended: warn before it ends
     requester = tx.user(request.requester_id)
     requester_addr = [requester.email] if requester and requester.active else []
     event = change.event
@@ -124,6 +146,16 @@ def plan(tx: Tx, change: Change) -> None:
         reminders = _reminders(tx, request, data, to_ask)
     elif change.target is State.APPROVED and change.source is not State.APPROVED:
         emails += _to("approved", requester_addr)
+        warn_ending = True
+    elif (event is Event.EXTEND and request.extension is not None) or (
+        event is Event.EXTEND_APPROVE and "next_stage" in change.details
+    ):
+        emails += _to("extension_needed", _approver_addresses(tx, request))
+    elif event in (Event.EXTEND, Event.EXTEND_APPROVE) and request.extension is None:
+        emails += _to("extended", requester_addr)
+        warn_ending = True
+    elif event is Event.EXTEND_DENY:
+        emails += _to("extension_denied", requester_addr)
     elif event in _REQUESTER_TOPIC:
         emails += _to(_REQUESTER_TOPIC[event], requester_addr)
     elif change.actor.id != request.requester_id and change.target in (
@@ -154,6 +186,17 @@ def plan(tx: Tx, change: Change) -> None:
     ]
     messages += reminders
     messages += _webhook_messages(tx, f"request.{event.value}", request.tenant_id, request.id, data)
+    if warn_ending and (due := _ending_due(request)) is not None and due > tx.now:
+        messages += _ending_warning(tx, request, data, requester_addr)
+        messages += _webhook_messages(
+            tx,
+            "request.access_ending",
+            request.tenant_id,
+            request.id,
+            _ending_data(request, data),
+            due_at=due,
+            only_if_state=State.APPROVED.value,
+        )
     enqueue_many(tx.conn, messages, tx.now)
 
 
@@ -257,7 +300,14 @@ def plan_webhooks(
 
 
 def _webhook_messages(
-    tx: Tx, event_type: str, tenant_id: str | None, request_id: str | None, data: dict[str, Any]
+    tx: Tx,
+    event_type: str,
+    tenant_id: str | None,
+    request_id: str | None,
+    data: dict[str, Any],
+    *,
+    due_at: datetime | None = None,
+    only_if_state: str | None = None,
 ) -> list[OutboxMessage]:
     messages = []
     for hook in tx.webhooks(tenant_id):
@@ -269,12 +319,53 @@ def _webhook_messages(
                 channel="webhook",
                 topic=event_type,
                 recipient=hook["id"],
-                payload={"type": event_type, "timestamp": format_time(tx.now), "data": data},
+                payload=_webhook_payload(event_type, due_at or tx.now, data),
                 tenant_id=tenant_id,
                 request_id=request_id,
+                due_at=due_at,
+                only_if_state=only_if_state,
             )
         )
     return messages
+
+
+def _webhook_payload(event_type: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    payload: dict[str, Any] = {"type": event_type, "timestamp": format_time(at), "data": data}
+    if ONLY_IF_DEADLINE in data:
+        payload[ONLY_IF_DEADLINE] = data[ONLY_IF_DEADLINE]
+    return payload
+
+
+def _ending_due(request: AccessRequest) -> datetime | None:
+    return None if request.access_deadline is None else request.access_deadline - ENDING_WARNING
+
+
+def _ending_data(request: AccessRequest, data: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot of a warning: sent only while the deadline it announces still holds."""
+    deadline = format_time(request.access_deadline) if request.access_deadline else None
+    return {**data, "state": State.APPROVED.value, ONLY_IF_DEADLINE: deadline}
+
+
+def _ending_warning(
+    tx: Tx, request: AccessRequest, data: dict[str, Any], to: list[str]
+) -> list[OutboxMessage]:
+    """The engineer hears :data:`ENDING_WARNING` before access ends, so they can finish
+    or ask for an extension in time; never for a deadline an extension has moved."""
+    payload = _ending_data(request, data)
+    due = _ending_due(request)
+    return [
+        OutboxMessage(
+            channel="email",
+            topic="access_ending",
+            recipient=address,
+            payload=payload,
+            tenant_id=request.tenant_id,
+            request_id=request.id,
+            due_at=due,
+            only_if_state=State.APPROVED.value,
+        )
+        for address in to
+    ]
 
 
 def _reminders(
@@ -309,7 +400,9 @@ def _approver_addresses(tx: Tx, request: AccessRequest) -> list[str]:
     :func:`lockbox.service.approvers.eligible`) and the policy's extra addresses; once
     nobody is asked any more (canceled), everyone who could have approved."""
     tenant = tx.tenant(request.tenant_id)
-    if request.state is State.PENDING_APPROVAL:
+    if request.state is State.PENDING_APPROVAL or (
+        request.state is State.APPROVED and request.extension is not None
+    ):
         people = [user.email for user in approvers.eligible(tx, request)]
     else:
         people = repo.emails_with_roles(

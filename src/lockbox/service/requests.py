@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from lockbox.domain import request as domain
 from lockbox.domain.audit import AuditRecord
@@ -16,7 +16,7 @@ from lockbox.domain.permissions import Intent, Scope, authorize, scopes, visible
 from lockbox.domain.policy import LockboxPolicy
 from lockbox.domain.request import AccessRequest, Change
 from lockbox.domain.roles import Principal
-from lockbox.service import approvers, step_up
+from lockbox.service import approvers, auto_approval, step_up
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.cases import load_case
 from lockbox.service.tenants import load_tenant
@@ -52,6 +52,7 @@ def submit_request(
     resources: object,
     access_level: object,
     justification: object,
+    category: object = "other",
 ) -> AccessRequest:
     with app.tx() as tx:
         tenant_obj = load_tenant(tx, actor, tenant)
@@ -68,6 +69,7 @@ def submit_request(
             access_level=access_level,
             justification=justification,
             now=tx.now,
+            category=category,
         )
         repo.insert_request(tx.conn, change.request)
         tx.record(change)
@@ -119,15 +121,26 @@ def review_request(
     comment: str | None = None,
     expected_version: int | None = None,
 ) -> AccessRequest:
-    return _transition(
-        app,
-        actor,
-        request_id,
-        lambda r, p, now: domain.review(
-            r, actor, approve=approve, comment=comment, policy=p, now=now
-        ),
-        expected_version,
-    )
+    """A support manager forwards (or rejects) a request. With the lockbox on, the first of
+    the tenant's active auto-approval rules that approves it (read in this transaction)
+    grants it at once; with none, it waits for the customer."""
+    with app.tx() as tx:
+        current = load_request(tx, actor, request_id)
+        if expected_version is not None and expected_version != current.version:
+            raise Conflict(
+                f"the request is at version {current.version}, not {expected_version}; "
+                "reload it and decide again",
+                state=current.effective_state(tx.now).value,
+                version=current.version,
+            )
+        policy = present(tx.tenant(current.tenant_id), "the request's tenant").policy
+        rule = auto_approval.matching_rule(tx, current, policy) if approve else None
+        change = domain.review(
+            current, actor, approve=approve, comment=comment, policy=policy, now=tx.now, rule=rule
+        )
+        repo.update_request(tx.conn, change.request, current)
+        tx.record(change)
+    return change.request
 
 
 def decide_request(
@@ -138,13 +151,57 @@ def decide_request(
     approve: bool,
     comment: str | None = None,
     expected_version: int | None = None,
+    narrow: domain.Narrowing | None = None,
 ) -> AccessRequest:
+    """Approve (possibly granting less: ``narrow``) or deny, as a customer approver."""
     step_up.require_recent(actor, app.now(), "approve or deny access")
     return _transition(
         app,
         actor,
         request_id,
         lambda r, p, now: domain.decide(
+            r, actor, approve=approve, comment=comment, policy=p, now=now, narrow=narrow
+        ),
+        expected_version,
+        customer_decision=True,
+    )
+
+
+def extend_request(
+    app: Lockbox,
+    actor: Principal,
+    request_id: str,
+    *,
+    by: timedelta,
+    reason: str,
+    expected_version: int | None = None,
+) -> AccessRequest:
+    """The engineer asks for ``by`` more time on granted access (the customer approves)."""
+    return _transition(
+        app,
+        actor,
+        request_id,
+        lambda r, p, now: domain.ask_extension(r, actor, by=by, reason=reason, policy=p, now=now),
+        expected_version,
+    )
+
+
+def decide_extension(
+    app: Lockbox,
+    actor: Principal,
+    request_id: str,
+    *,
+    approve: bool,
+    comment: str | None = None,
+    expected_version: int | None = None,
+) -> AccessRequest:
+    """Approve or deny the extension waiting on granted access, as a customer approver."""
+    step_up.require_recent(actor, app.now(), "approve or deny more time")
+    return _transition(
+        app,
+        actor,
+        request_id,
+        lambda r, p, now: domain.decide_extension(
             r, actor, approve=approve, comment=comment, policy=p, now=now
         ),
         expected_version,
@@ -248,7 +305,7 @@ def get_request(
                 limit=history_limit + 1,
             )
         state = request.effective_state(tx.now)
-        waiting = approvers.eligible(tx, request) if state is State.PENDING_APPROVAL else []
+        waiting = approvers.eligible(tx, request) if state is request.state else []
         return RequestView(
             request,
             state,
@@ -277,8 +334,10 @@ def list_requests(
     created_before: datetime | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    extension_pending: bool = False,
 ) -> RequestPage:
-    """Requests the actor may see, newest first, filtered, a page at a time."""
+    """Requests the actor may see, newest first, filtered, a page at a time;
+    ``extension_pending``: only granted access with more time asked, waiting for approval."""
     optional_id(tenant, "tenant", "tenant")
     optional_ref(requester, "requester")
     optional_id(case_id, "case", "case_id")
@@ -320,6 +379,7 @@ def list_requests(
             case_id=case_id,
             created_after=created_after,
             created_before=created_before,
+            extension_pending=extension_pending,
         )
         items, next_cursor = repo.list_requests(
             tx.conn, flt, now=tx.now, limit=limit, cursor=cursor

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from lockbox.domain.audit import PROVIDER_CHAIN
-from lockbox.domain.errors import AlreadyExists, Conflict, NotFound, ValidationError
+from lockbox.domain.changes import ChangeKind, PendingChange
+from lockbox.domain.errors import AlreadyExists, ChangePending, Conflict, NotFound, ValidationError
 from lockbox.domain.ids import new_id, validate_id
 from lockbox.domain.permissions import Intent, authorize, list_scope
 from lockbox.domain.policy import LockboxPolicy, validate_email
 from lockbox.domain.roles import Principal
 from lockbox.domain.tenant import Tenant, validate_domains, validate_slug
-from lockbox.service import step_up
+from lockbox.service import four_eyes, step_up
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.notifications import plan_webhooks
 from lockbox.store import repositories as repo
@@ -169,6 +171,16 @@ def _group_members(tx: Tx, tenant: Tenant, groups: object) -> dict[str, list[str
     return resolved
 
 
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """What became of a policy change: the tenant as it is now, and the change waiting for
+    a second tenant admin if it widens access and the tenant has more than one admin (the
+    policy is then unchanged)."""
+
+    tenant: Tenant
+    pending: PendingChange | None = None
+
+
 def change_policy(
     app: Lockbox,
     actor: Principal,
@@ -177,7 +189,34 @@ def change_policy(
     *,
     expected_version: int | None = None,
 ) -> Tenant:
-    """A tenant admin turns the lockbox on/off or changes windows, approvals, addresses."""
+    """A tenant admin turns the lockbox on/off or changes windows, approvals, addresses.
+
+    A change that waits for a second tenant admin (four eyes) is not applied: this raises
+    :class:`~lockbox.domain.errors.ChangePending` naming it (it is kept, committed).
+    Callers that can show a pending change use :func:`update_policy`.
+    """
+    outcome = update_policy(app, actor, tenant_ref, changes, expected_version=expected_version)
+    if outcome.pending is not None:
+        reasons = "; ".join(outcome.pending.reasons)
+        raise ChangePending(
+            f"the change {reasons}: it waits for another tenant admin's approval "
+            f"(pending change {outcome.pending.id}); the policy is unchanged",
+            change_id=outcome.pending.id,
+        )
+    return outcome.tenant
+
+
+def update_policy(
+    app: Lockbox,
+    actor: Principal,
+    tenant_ref: str,
+    changes: dict[str, Any],
+    *,
+    expected_version: int | None = None,
+) -> PolicyOutcome:
+    """Change the policy at once, or, if the change widens access
+    (:meth:`~lockbox.domain.policy.LockboxPolicy.widens`) and the tenant has more than one
+    active tenant admin, keep it for a second admin's approval (:mod:`lockbox.service.changes`)."""
     with app.tx() as tx:
         tenant = load_tenant(tx, actor, tenant_ref, Intent.POLICY_CHANGE, domains=True)
         if expected_version is not None and expected_version != tenant.version:
@@ -192,25 +231,72 @@ def change_policy(
         if "groups" in changes:
             changes = {**changes, "groups": _group_members(tx, tenant, changes["groups"])}
         new_policy = tenant.policy.with_changes(**changes)
-        before, after = tenant.policy.as_dict(), new_policy.as_dict()
-        diff = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
+        diff = policy_diff(tenant.policy, new_policy)
         if not diff:
-            return tenant
+            return PolicyOutcome(tenant)
         step_up.require_recent(actor, tx.now, "change the lockbox policy")
-        updated = replace(tenant, policy=new_policy, version=tenant.version + 1)
-        try:
-            repo.update_tenant(tx.conn, updated, tenant.version)
-        except Conflict as exc:  # a concurrent change committed between our read and write
-            winner = repo.get_tenant(tx.conn, tenant.id)
-            raise Conflict(
-                exc.message,
-                state="enabled" if winner is None or winner.policy.enabled else "disabled",
-                version=winner.version if winner is not None else tenant.version + 1,
-            ) from exc
-        tx.audit(
-            tenant_id=tenant.id, actor=actor, operation="policy.changed", details={"changes": diff}
-        )
-        plan_webhooks(
-            tx, "policy.changed", tenant.id, None, {"tenant_id": tenant.id, "changes": diff}
-        )
+        repo.lock_tenant(tx.conn, tenant.id)  # the tenant's changes queue (lock order, step 3)
+        reasons = new_policy.widenings(tenant.policy)
+        if reasons and four_eyes.second_admin_needed(tx, tenant.id):
+            payload = {"base_version": tenant.version, "changes": diff}
+            pending = four_eyes.propose(tx, actor, tenant.id, ChangeKind.POLICY, payload, reasons)
+            return PolicyOutcome(tenant, pending)
+        updated = apply_policy(tx, actor, tenant, new_policy)
+    return PolicyOutcome(updated)
+
+
+def policy_diff(before: LockboxPolicy, after: LockboxPolicy) -> dict[str, dict[str, Any]]:
+    """``{setting: {"from": …, "to": …}}`` for every setting that differs (as ``as_dict``)."""
+    old, new = before.as_dict(), after.as_dict()
+    return {k: {"from": old.get(k), "to": new[k]} for k in new if old.get(k) != new[k]}
+
+
+def policy_changes(diff: dict[str, Any]) -> dict[str, Any]:
+    """A stored diff's new values as :meth:`LockboxPolicy.with_changes` keywords."""
+    changes: dict[str, Any] = {}
+    for key, value in diff.items():
+        target = value.get("to") if isinstance(value, dict) else None
+        if key.endswith("_window_seconds") and isinstance(target, int):
+            changes[key.removesuffix("_seconds")] = timedelta(seconds=target)
+        elif key == "notify_emails" and isinstance(target, list):
+            changes[key] = tuple(target)
+        else:
+            changes[key] = target
+    return changes
+
+
+def apply_policy(
+    tx: Tx,
+    actor: Principal,
+    tenant: Tenant,
+    new_policy: LockboxPolicy,
+    *,
+    change: PendingChange | None = None,
+) -> Tenant:
+    """Write the new policy with a version check, audited (``policy.changed``); proposals
+    made on the old version are superseded (they would no longer mean what they said)."""
+    diff = policy_diff(tenant.policy, new_policy)
+    updated = replace(tenant, policy=new_policy, version=tenant.version + 1)
+    try:
+        repo.update_tenant(tx.conn, updated, tenant.version)
+    except Conflict as exc:  # a concurrent change committed between our read and write
+        winner = repo.get_tenant(tx.conn, tenant.id)
+        raise Conflict(
+            exc.message,
+            state="enabled" if winner is None or winner.policy.enabled else "disabled",
+            version=winner.version if winner is not None else tenant.version + 1,
+        ) from exc
+    details: dict[str, Any] = {"changes": diff}
+    if change is not None:
+        details.update(change_id=change.id, proposed_by=change.proposed_by)
+    tx.audit(tenant_id=tenant.id, actor=actor, operation="policy.changed", details=details)
+    plan_webhooks(tx, "policy.changed", tenant.id, None, {"tenant_id": tenant.id, "changes": diff})
+    four_eyes.supersede(
+        tx,
+        actor,
+        tenant.id,
+        kind=ChangeKind.POLICY,
+        rule_id=None,
+        by=change.id if change is not None else actor.id,
+    )
     return updated

@@ -12,6 +12,7 @@ from typing import Any
 from lockbox.domain.audit import AuditRecord, ChainReport
 from lockbox.domain.case import SupportCase
 from lockbox.domain.instants import format_optional
+from lockbox.domain.request import Extension
 from lockbox.domain.tenant import Tenant
 from lockbox.domain.user import User
 from lockbox.service.requests import RequestView
@@ -70,6 +71,7 @@ def request(view: RequestView, *, history: bool = False) -> dict[str, Any]:
         "resources": list(r.resources),
         "access_level": r.access_level.value,
         "justification": r.justification,
+        "category": r.category,
         "state": view.state.value,
         "stored_state": r.state.value,
         "created_at": ts(r.created_at),
@@ -102,6 +104,13 @@ def request(view: RequestView, *, history: bool = False) -> dict[str, Any]:
         ],
         "current_stage": current.key if (current := r.current_stage()) else None,
         "can_approve": list(view.can_approve),
+        "asked_resources": None if r.asked_resources is None else list(r.asked_resources),
+        "asked_access_level": r.asked_level.value if r.asked_level else None,
+        "access_window_seconds": None
+        if r.access_window is None
+        else int(r.access_window.total_seconds()),
+        "extension": _extension(r.extension),
+        "extensions": r.extensions,
         "approved_at": ts(r.approved_at),
         "access_deadline": ts(r.access_deadline),
         "ended_at": ts(r.ended_at),
@@ -114,6 +123,26 @@ def request(view: RequestView, *, history: bool = False) -> dict[str, Any]:
         data["history"] = [audit_record(a) for a in view.history]
         data["history_truncated"] = view.history_truncated
     return data
+
+
+def _extension(extension: Extension | None) -> dict[str, Any] | None:
+    if extension is None:
+        return None
+    waiting = extension.current_stage()
+    return {
+        "by_seconds": int(extension.by.total_seconds()),
+        "reason": extension.reason,
+        "asked_at": ts(extension.asked_at),
+        "stages": [
+            {
+                **stage.as_dict(),
+                "approved_by": [d.actor_id for d in extension.stage_approvals(stage)],
+                "met": len(extension.stage_approvals(stage)) >= stage.required,
+            }
+            for stage in extension.stages
+        ],
+        "current_stage": waiting.key if waiting else None,
+    }
 
 
 def audit_record(a: AuditRecord) -> dict[str, Any]:

@@ -59,7 +59,10 @@ from lockbox.store.outbox import WebhookRow
 
 #: Event types an endpoint can subscribe to ("*" = all).
 EVENT_TYPES = tuple(
-    sorted({f"request.{e.value}" for e in Event} | {"request.first_use", CHECKPOINT_EVENT})
+    sorted(
+        {f"request.{e.value}" for e in Event}
+        | {"request.first_use", "request.access_ending", CHECKPOINT_EVENT}
+    )
 )
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 MAX_URL = 2048

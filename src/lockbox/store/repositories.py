@@ -25,7 +25,7 @@ from lockbox.domain.case import CaseStatus, SupportCase
 from lockbox.domain.errors import Conflict, ValidationError
 from lockbox.domain.lifecycle import DEADLINES, OPEN_STATES, State
 from lockbox.domain.policy import LockboxPolicy
-from lockbox.domain.request import AccessRequest, Decision, DecisionKind
+from lockbox.domain.request import AccessRequest, Decision, DecisionKind, Extension
 from lockbox.domain.resources import AccessLevel
 from lockbox.domain.roles import Role, Side
 from lockbox.domain.stages import PlannedStage, parse_groups, parse_stages
@@ -54,6 +54,8 @@ def _policy_columns(policy: LockboxPolicy) -> dict[str, Any]:
         "reminder_fraction": policy.reminder_fraction,
         "approval_stages": [stage.as_dict() for stage in policy.stages] or None,
         "approver_groups": {name: list(members) for name, members in policy.groups} or None,
+        "max_extensions": policy.max_extensions,
+        "extension_stages": [stage.as_dict() for stage in policy.extension_stages] or None,
     }
 
 
@@ -75,6 +77,10 @@ def _tenant(row: RowMapping, domains: tuple[str, ...] = ()) -> Tenant:
             reminder_fraction=row["reminder_fraction"],
             stages=parse_stages(row["approval_stages"] or [], allow_empty=True),
             groups=parse_groups(row["approver_groups"] or {}),
+            max_extensions=row["max_extensions"],
+            extension_stages=parse_stages(
+                row["extension_stages"] or [], "extension_stages", allow_empty=True
+            ),
         ),
     )
 
@@ -474,7 +480,9 @@ _REQUEST_FIELDS = (
     "ended_at",
     "ended_by",
     "end_comment",
+    "extensions",
     "version",
+    "category",
 )
 
 
@@ -485,6 +493,12 @@ def _request_values(request: AccessRequest) -> dict[str, Any]:
         access_level=request.access_level.value,
         state=request.state.value,
         stages=[stage.as_dict() for stage in request.stages] or None,
+        asked_resources=None if request.asked_resources is None else list(request.asked_resources),
+        asked_level=request.asked_level.value if request.asked_level else None,
+        access_window_s=None
+        if request.access_window is None
+        else int(request.access_window.total_seconds()),
+        extension=request.extension.as_dict() if request.extension else None,
     )
     return values
 
@@ -549,6 +563,14 @@ def _requests(
                 state=State(r["state"]),
                 decisions=tuple(decisions[r["id"]]),
                 stages=tuple(PlannedStage.from_dict(d) for d in r["stages"] or ()),
+                asked_resources=None
+                if r["asked_resources"] is None
+                else tuple(r["asked_resources"]),
+                asked_level=AccessLevel(r["asked_level"]) if r["asked_level"] else None,
+                access_window=None
+                if r["access_window_s"] is None
+                else timedelta(seconds=r["access_window_s"]),
+                extension=Extension.from_dict(r["extension"]) if r["extension"] else None,
             )
         )
     return result
@@ -642,6 +664,7 @@ class RequestFilter:
     case_id: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    extension_pending: bool = False  # only granted access with an extension waiting
 
 
 def encode_cursor(*parts: str) -> str:
@@ -696,6 +719,8 @@ def list_requests(
         query = query.where(c.requester_id == flt.requester_id)
     if flt.case_id is not None:
         query = query.where(c.case_id == flt.case_id)
+    if flt.extension_pending:
+        query = query.where(c.extension.is_not(None))
     if flt.created_after is not None:
         query = query.where(c.created_at >= flt.created_after)
     if flt.created_before is not None:

@@ -79,6 +79,8 @@ tenants = Table(
     # The approval stages and named groups (JSON); null: the one default stage, no groups.
     Column("approval_stages", JSON, nullable=True),
     Column("approver_groups", JSON, nullable=True),
+    Column("max_extensions", Integer, nullable=False, server_default="2"),
+    Column("extension_stages", JSON, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
 )
@@ -284,6 +286,8 @@ access_requests = Table(
     Column("resources", JSON, nullable=False),
     Column("access_level", String(16), nullable=False),
     Column("justification", Text, nullable=False),
+    # What the access is for (incident, maintenance, …): auto-approval rules select on it.
+    Column("category", String(32), nullable=False, server_default="other"),
     Column("state", String(24), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -295,6 +299,13 @@ access_requests = Table(
     Column("required_approvals", Integer, nullable=False),
     # The customer stages frozen at review (JSON); null: one stage of required_approvals.
     Column("stages", JSON, nullable=True),
+    # What was asked, once an approver granted less (null: as asked), the window granted.
+    Column("asked_resources", JSON, nullable=True),
+    Column("asked_level", String(16), nullable=True),
+    Column("access_window_s", Integer, nullable=True),
+    # An extension waiting for approvals (JSON), and how many were granted.
+    Column("extension", JSON(none_as_null=True), nullable=True),  # SQL NULL: none waits
+    Column("extensions", Integer, nullable=False, server_default="0"),
     Column("approval_deadline", UTCDateTime, nullable=True),
     Column("approved_at", UTCDateTime, nullable=True),
     Column("access_deadline", UTCDateTime, nullable=True),
@@ -324,6 +335,46 @@ request_decisions = Table(
     Column("credential", String(80), nullable=True),
     # The stage (its key) the decision was made in; null: made before stages existed.
     Column("stage", String(40), nullable=True),
+)
+
+auto_approval_rules = Table(
+    "auto_approval_rules",
+    metadata,
+    # What a tenant's lockbox approves without a person (docs/approvals.md). Rows are kept
+    # after a rule is deleted: audit records name rules by id.
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(80), nullable=False),
+    # resources, access_level, categories, days, hours, time_zone, max_access_window_seconds
+    Column("definition", JSON, nullable=False),
+    # pending | active | disabled | deleted | rejected | withdrawn (only active approves)
+    Column("state", String(16), nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(40), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_auto_approval_rules_tenant_state", "tenant_id", "state"),
+)
+
+pending_changes = Table(
+    "pending_changes",
+    metadata,
+    # Changes that widen access, waiting for a second tenant admin (four eyes).
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(24), nullable=False),  # policy.change | auto_rule.create | .update
+    Column("payload", JSON, nullable=False),  # what it changes, and the version it changes
+    Column("reasons", JSON, nullable=False),  # why it needs a second admin, in words
+    Column("proposed_by", String(40), nullable=False),
+    Column("proposed_at", UTCDateTime, nullable=False),
+    # pending | applied | rejected | withdrawn | superseded
+    Column("state", String(16), nullable=False),
+    Column("decided_by", String(40), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("version", Integer, nullable=False),
+    Index("ix_pending_changes_tenant_state", "tenant_id", "state", "proposed_at"),
 )
 
 audit_events = Table(

@@ -28,6 +28,7 @@ PAGE_MODULES: list[str] = [
     "pages_requests",
     "pages_portal",
     "pages_tenant",
+    "pages_auto_approval",
     "pages_audit",
     "pages_admin",
 ]

@@ -32,6 +32,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("requests", "Requests", "/requests", _CUSTOMERS | _STAFF_WORK),
     Section("cases", "Cases", "/cases", _STAFF_WORK),
     Section("policy", "Policy", "/policy", frozenset({Role.TENANT_ADMIN})),
+    Section("auto-approval", "Auto-approval", "/auto-approval", frozenset({Role.TENANT_ADMIN})),
     Section("users", "People", "/users", frozenset({Role.TENANT_ADMIN})),
     Section("webhooks", "Webhooks", "/webhooks", frozenset({Role.TENANT_ADMIN})),
     Section("sign-in", "Sign-in", "/sign-in", frozenset({Role.TENANT_ADMIN})),

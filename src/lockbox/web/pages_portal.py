@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 from urllib.parse import urlencode
 
@@ -129,6 +129,18 @@ class RequestForm:
     resources: str = ""
     access_level: str = AccessLevel.READ.value
     justification: str = ""
+    category: str = "other"
+
+
+#: What a request can say it is for, in the engineer's words (the customer's auto-approval
+#: rules select on it; "other" when none fits).
+CATEGORY_OPTIONS: Final = (
+    ("incident", "Incident: something is broken now"),
+    ("maintenance", "Planned maintenance"),
+    ("investigation", "Investigation of a reported problem"),
+    ("customer_request", "The customer asked for it"),
+    ("other", "Other"),
+)
 
 
 def _case_label(case: SupportCase, by_id: Mapping[str, Tenant]) -> str:
@@ -152,7 +164,7 @@ def _new_request_page(
     mine = _my_open_cases(page)
     by_id = tenants_by_id(page)
     if not form.case and len(mine) == 1:
-        form = RequestForm(mine[0].id, form.resources, form.access_level, form.justification)
+        form = replace(form, case=mine[0].id)
     options = [("", "Choose a case"), *((c.id, _case_label(c, by_id)) for c in mine)]
     return page.render(
         "portal/new_request.html",
@@ -163,6 +175,7 @@ def _new_request_page(
         case_options=options,
         has_cases=bool(mine),
         levels=LEVELS,
+        category_options=CATEGORY_OPTIONS,
         max_resources=MAX_RESOURCES,
         errors=problems,
     )
@@ -204,6 +217,8 @@ def _request_problems(
         problems["resources"] = resource_problem
     if form.access_level not in LEVEL_LABELS:
         problems["access_level"] = "Choose read, or read and write"
+    if form.category not in {value for value, _label in CATEGORY_OPTIONS}:
+        problems["category"] = "Choose what the access is for; “Other” if nothing fits"
     if not form.justification.strip():
         problems["justification"] = "Say why you need this access; the customer reads it"
     else:
@@ -220,7 +235,7 @@ def _submit_problem(exc: errors.ValidationError, numbered: list[tuple[int, str]]
     if name == "resources" and index is not None and index < len(numbered):
         return {"resources": f"Line {numbered[index][0]}: {detail(exc)}"}
     target = {"case_id": "case", "access_level": "access_level"}.get(name, name)
-    if target in {"case", "resources", "access_level", "justification"}:
+    if target in {"case", "resources", "access_level", "justification", "category"}:
         return {target: sentence(exc)}
     return {"_form": sentence(exc)}
 
@@ -249,6 +264,7 @@ async def new_request(page: SignedInPage) -> Response:
         resources=text_of(data, "resources"),
         access_level=text_of(data, "access_level"),
         justification=text_of(data, "justification"),
+        category=text_of(data, "category") or "other",
     )
     mine = {c.id: c for c in _my_open_cases(page)}
     numbered = numbered_lines(form.resources)
@@ -264,6 +280,7 @@ async def new_request(page: SignedInPage) -> Response:
                 resources=[name for _n, name in numbered],
                 access_level=form.access_level,
                 justification=form.justification,
+                category=form.category,
             )
         except errors.ValidationError as exc:
             problems = _submit_problem(exc, numbered)

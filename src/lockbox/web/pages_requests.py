@@ -33,7 +33,7 @@ from lockbox.domain.audit import AuditRecord
 from lockbox.domain.case import SupportCase
 from lockbox.domain.lifecycle import State
 from lockbox.domain.permissions import Intent, allows
-from lockbox.domain.request import AccessRequest
+from lockbox.domain.request import AccessRequest, Narrowing
 from lockbox.domain.resources import AccessLevel
 from lockbox.domain.roles import Principal, Role, Side
 from lockbox.domain.tenant import Tenant
@@ -43,6 +43,7 @@ from lockbox.service.app import Lockbox
 from lockbox.service.people import Person
 from lockbox.service.requests import RequestView
 from lockbox.web.page import Page, PageRoute, SignedInPage
+from lockbox.web.pages_portal import CATEGORY_OPTIONS
 from lockbox.web.rendering import localtime, state_style
 
 
@@ -97,10 +98,23 @@ class Actions:
     cancel: bool = False
     close: bool = False
     token: bool = False
+    extend: bool = False  # ask for more time
+    decide_extension: bool = False
 
     @property
     def any(self) -> bool:
-        return any((self.decide, self.revoke, self.review, self.cancel, self.close, self.token))
+        return any(
+            (
+                self.decide,
+                self.revoke,
+                self.review,
+                self.cancel,
+                self.close,
+                self.token,
+                self.extend,
+                self.decide_extension,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,8 @@ class Item:
     history_truncated: bool = False
     #: Who may still approve it now (user ids): the people of its current stage.
     can_approve: Sequence[str] = ()
+    #: The name of the customer's auto-approval rule that approved it (None: none did).
+    auto_rule: str | None = None
 
     @property
     def requester(self) -> Person:
@@ -157,6 +173,11 @@ class Item:
         return level_label(self.request.access_level)
 
     @property
+    def category_label(self) -> str:
+        """What the engineer says the access is for, in words."""
+        return CATEGORY_WORDS.get(self.request.category, self.request.category)
+
+    @property
     def short_justification(self) -> str:
         return shorten(self.request.justification, JUSTIFICATION_PREVIEW)
 
@@ -164,6 +185,10 @@ class Item:
     def deadline(self) -> datetime | None:
         """The deadline of the stage the request is in (None once it ended)."""
         return self.request.stage_deadline() if self.state in _PENDING | {State.APPROVED} else None
+
+
+#: A request's justification category in words (the request form's own labels).
+CATEGORY_WORDS: Final = dict(CATEGORY_OPTIONS)
 
 
 def level_label(level: AccessLevel) -> str:
@@ -228,6 +253,12 @@ def actions_for(actor: Principal, request: AccessRequest, state: State) -> Actio
         cancel=state in _PENDING and mine and may(Intent.REQUEST_CANCEL),
         close=approved and may(Intent.REQUEST_CLOSE),
         token=approved and mine and may(Intent.ACCESS_TOKEN),
+        extend=approved and mine and may(Intent.REQUEST_EXTEND) and request.extension is None,
+        decide_extension=approved
+        and customer_here
+        and request.extension is not None
+        and may(Intent.REQUEST_DECIDE)
+        and not any(d.actor_id == actor.id for d in request.extension.approvals),
     )
 
 
@@ -309,6 +340,15 @@ def load_item(page: Page, request_id: str) -> Item:
         history=story.entries(view.history),
         history_truncated=view.history_truncated,
         can_approve=view.can_approve,
+        auto_rule=next(
+            (
+                str(r.details.get("rule_name") or r.details["auto_approved_by_rule"])
+                for r in view.history
+                if r.operation == "request.review_approve"
+                and r.details.get("auto_approved_by_rule")
+            ),
+            None,
+        ),
     )
 
 
@@ -359,6 +399,12 @@ class History:
         if op in simple:
             return simple[op]
         if op == "request.review_approve":
+            if d.get("auto_approved_by_rule"):
+                return (
+                    f"{who} forwarded it to {tenant}{_quoted(d.get('comment'))}; it was "
+                    f"approved by the rule “{d.get('rule_name') or d['auto_approved_by_rule']}” "
+                    f"of {tenant}, so access started at once"
+                )
             if d.get("lockbox") == "off":
                 return (
                     f"{who} approved it{_quoted(d.get('comment'))}; {tenant}'s lockbox is off, "
@@ -367,6 +413,8 @@ class History:
             return f"{who} forwarded it to {tenant}{_quoted(d.get('comment'))}"
         if op == "request.approve":
             return self.approval(who, d)
+        if op.startswith("request.extend"):
+            return self.extension(op, who, d)
         if op == "access.token_issued":
             return f"{who} got an access token for {self.provider}'s systems"
         if op in ("access.read", "access.write", "access.check_denied"):
@@ -378,9 +426,30 @@ class History:
         count, needed = d.get("approvals"), d.get("required_approvals")
         if isinstance(count, int) and isinstance(needed, int) and needed > 1:
             text += f" (approval {count} of {needed})"
+        granted = d.get("granted")
+        if isinstance(granted, Mapping):
+            level = "read and write" if granted.get("access_level") == "read_write" else "read"
+            names = granted.get("resources") or []
+            seconds = granted.get("access_window_seconds")
+            text += f", granting less than asked: {level} access to {resource_words(names)}"
+            if isinstance(seconds, int):
+                text += f" for {duration_words(timedelta(seconds=seconds))}"
         if d.get("access_deadline"):
             text += "; access started"
         return text
+
+    def extension(self, op: str, who: str, d: Mapping[str, Any]) -> str:
+        seconds = d.get("by_seconds")
+        more = duration_words(timedelta(seconds=seconds)) if isinstance(seconds, int) else "time"
+        if op == "request.extend":
+            text = f"{who} asked for {more} more{_quoted(d.get('reason'))}"
+            if d.get("lockbox") == "off":
+                text += f"; {self.item.tenant_name}'s lockbox is off, so access was extended"
+            return text
+        if op == "request.extend_deny":
+            return f"{who} denied more time{_quoted(d.get('comment'))}"
+        text = f"{who} approved {more} more{_quoted(d.get('comment'))}"
+        return text + ("; access was extended" if d.get("extended") else "")
 
     def use(self, record: AuditRecord, who: str) -> str:
         d = record.details
@@ -423,7 +492,8 @@ def status_line(item: Item, provider: str) -> str:
         State.PENDING_APPROVAL: f"Waiting for {tenant} to approve it: {item.approvals} of "
         f"{r.required_approvals} approval{'s' if r.required_approvals != 1 else ''} so far.",
         State.APPROVED: f"Access is granted: {engineer} can {level_verb(r.access_level)} the "
-        "requested resources until access ends.",
+        f"{'granted' if r.asked_resources is not None else 'requested'} resources until "
+        "access ends" + (", and asked for more time." if r.extension is not None else "."),
         State.REJECTED: f"A {provider} support manager turned it down; {tenant} was never asked.",
         State.DENIED: f"{tenant} turned it down. No access was granted.",
         State.CANCELED: f"Withdrawn by {ender}. No access was granted.",
@@ -539,11 +609,23 @@ def approvals(page: SignedInPage, cursor: str | None = None) -> Response:
     )
     rows = items_for(page, listed.items)
     rows.sort(key=lambda i: (i.request.approval_deadline or page.now, i.request.id))
+    more_time = requests.list_requests(
+        page.app,
+        page.actor,
+        states=[State.APPROVED.value],
+        extension_pending=True,
+        limit=QUEUE_SIZE,
+    )
+    extensions = [i for i in items_for(page, more_time.items) if i.actions.decide_extension]
+    extensions.sort(key=lambda i: (i.request.access_deadline or page.now, i.request.id))
     return page.render(
         "requests/approvals.html",
         title="Approvals",
         section="approvals",
         rows=rows,
+        extensions=extensions,
+        duration_words=duration_words,
+        me=page.actor.id,
         paging=paging("/approvals", {}, listed.next_cursor, cursor),
     )
 
@@ -612,11 +694,29 @@ RECEIPT_LABELS: Final = {
     "deny": "Denial",
     "revoke": "Revocation",
     "auto_approve": "Approval without the customer (lockbox off)",
+    "auto_approve:approval_rule": "Approval by the customer's auto-approval rule",
 }
 
 
+def _receipt_kind(receipt: Any) -> str:
+    """A receipt's kind, and for an automatic approval what it rests on."""
+    basis = (receipt.statement.get("decision") or {}).get("basis")
+    return f"{receipt.kind}:{basis}" if basis == "approval_rule" else str(receipt.kind)
+
+
 def _detail(page: Page, item: Item, *, status: int = 200, **extra: Any) -> Response:
-    context: dict[str, Any] = {"errors": {}, "review_comment": ""}
+    longest = item.tenant.policy.access_window if item.tenant else timedelta(hours=4)
+    extension = item.request.extension
+    context: dict[str, Any] = {
+        "errors": {},
+        "review_comment": "",
+        "extension_choices": [
+            (str(int(w.total_seconds())), duration_words(w)) for w in WINDOW_CHOICES if w <= longest
+        ],
+        "extension_by": str(int(min(timedelta(hours=1), longest).total_seconds())),
+        "extension_reason": "",
+        "extension_words": duration_words(extension.by) if extension else "",
+    }
     context.update(extra)
     return page.render(
         "requests/detail.html",
@@ -628,7 +728,7 @@ def _detail(page: Page, item: Item, *, status: int = 200, **extra: Any) -> Respo
         comment_max=COMMENT_MAX,
         can_read_audit=allows(page.actor, Intent.AUDIT_READ, item.request.tenant_id),
         receipts=[
-            {"id": r.id, "what": RECEIPT_LABELS.get(r.kind, r.kind), "at": r.at}
+            {"id": r.id, "what": RECEIPT_LABELS.get(_receipt_kind(r), r.kind), "at": r.at}
             for r in receipts.for_request(page.app, page.actor, item.request.id)
         ],
         **context,
@@ -721,6 +821,8 @@ def grant_for(item: Item, now: datetime) -> Grant:
     window = item.tenant.policy.access_window if item.tenant else timedelta(hours=4)
     number = item.approvals + 1
     r = item.request
+    if r.access_window is not None:
+        window = min(window, r.access_window)  # an earlier stage granted a shorter one
     stage, stages = r.current_stage(), r.planned_stages()
     last = (
         stage is not None
@@ -738,10 +840,53 @@ def approve_form(request_id: str, page: SignedInPage) -> Response:
     return refused or _approve_page(page, item)
 
 
+#: The access windows an approver can choose instead of the request's longest.
+WINDOW_CHOICES = tuple(
+    timedelta(minutes=m) for m in (15, 30, 60, 120, 180, 240, 480, 720, 1440, 2880, 10080)
+)
+
+
+def _window_choices(longest: timedelta) -> list[tuple[str, str]]:
+    shorter = [w for w in WINDOW_CHOICES if w < longest]
+    longest_label = f"{duration_words(longest)} (as asked)"
+    return [("", longest_label)] + [
+        (str(int(w.total_seconds())), duration_words(w)) for w in reversed(shorter)
+    ]
+
+
+def _narrowing(form: FormData, item: Item) -> Narrowing | None:
+    """What the approver chose to grant, when less than asked (None: as asked)."""
+    r = item.request
+    chosen = tuple(str(v) for v in form.getlist("resources"))
+    resources = None
+    if len(r.resources) > 1:
+        if not chosen:
+            raise errors.ValidationError("resources", "choose at least one resource to grant")
+        resources = chosen if set(chosen) != set(r.resources) else None
+    level = AccessLevel.READ if form.get("read_only") == "on" else None
+    raw = str(form.get("window") or "")
+    window = None
+    if raw:
+        if not raw.isdigit():
+            raise errors.ValidationError("window", "choose how long from the list")
+        window = timedelta(seconds=int(raw))
+    if resources is None and level is None and window is None:
+        return None
+    return Narrowing(resources=resources, access_level=level, access_window=window)
+
+
 def _approve_page(page: Page, item: Item, *, status: int = 200, **extra: Any) -> Response:
-    context: dict[str, Any] = {"errors": {}, "comment": ""}
+    context: dict[str, Any] = {
+        "errors": {},
+        "comment": "",
+        "chosen_resources": None,  # None: first showing, everything asked is ticked
+        "read_only": False,
+        "window_value": "",
+        "narrowed": False,
+    }
     context.update(extra)
     grant = grant_for(item, page.now)
+    context["window_choices"] = _window_choices(grant.window)
     return page.render(
         "requests/approve.html",
         title=f"Approve access for {item.requester.display_name}?",
@@ -761,6 +906,7 @@ async def approve(request_id: str, page: SignedInPage) -> Response:
     form = await page.form()
     comment, version = _comment(form), _version(form)
     try:
+        narrow = _narrowing(form, load_item(page, request_id))
         done = requests.decide_request(
             page.app,
             page.actor,
@@ -768,11 +914,26 @@ async def approve(request_id: str, page: SignedInPage) -> Response:
             approve=True,
             comment=comment,
             expected_version=version,
+            narrow=narrow,
         )
     except errors.ValidationError as exc:
         item = load_item(page, request_id)
-        problems = {"comment": _sentence(exc)}
-        return _approve_page(page, item, status=422, errors=problems, comment=comment or "")
+        field = {"access_window_seconds": "window", "access_level": "read_only"}.get(
+            exc.field, exc.field.split("[")[0]
+        )
+        if field not in ("resources", "window", "read_only"):
+            field = "comment"
+        return _approve_page(
+            page,
+            item,
+            status=422,
+            errors={field: _sentence(exc)},
+            comment=comment or "",
+            chosen_resources=tuple(str(v) for v in form.getlist("resources")),
+            read_only=form.get("read_only") == "on",
+            window_value=str(form.get("window") or ""),
+            narrowed=field != "comment",
+        )
     except _CHANGED as exc:
         return _changed(page, request_id, exc)
     item = load_item(page, done.id)
@@ -783,8 +944,9 @@ def _approved_message(item: Item, tz: str | None) -> str:
     r = item.request
     engineer = item.requester.display_name
     if item.state is State.APPROVED:
+        less = " (less than asked)" if r.asked_resources is not None else ""
         return (
-            f"Access approved: {engineer} can {level_verb(r.access_level)} "
+            f"Access approved{less}: {engineer} can {level_verb(r.access_level)} "
             f"{resource_words(r.resources)} until {_when(r.access_deadline, tz)}."
         )
     return (
@@ -843,6 +1005,81 @@ async def deny(request_id: str, page: SignedInPage) -> Response:
     return refused or _deny_page(
         page, item, status=422, errors={"comment": problem}, comment=comment or ""
     )
+
+
+# --------------------------------------------------------------------------- more time
+
+
+@router.post("/requests/{request_id:request_id}/extend")
+async def extend(request_id: str, page: SignedInPage) -> Response:
+    """The engineer asks for more time; the customer approves it like the request."""
+    form = await page.form()
+    version = _version(form)
+    raw, reason = str(form.get("by") or ""), str(form.get("reason") or "").strip()
+    problems: dict[str, str] = {}
+    if not raw.isdigit():
+        problems["by"] = "Choose how much more time from the list"
+    if not reason:
+        problems["reason"] = "Say why you need more time; the customer's approvers read it"
+    if not problems:
+        try:
+            done = requests.extend_request(
+                page.app,
+                page.actor,
+                request_id,
+                by=timedelta(seconds=int(raw)),
+                reason=reason,
+                expected_version=version,
+            )
+        except errors.ValidationError as exc:
+            problems[exc.field if exc.field in ("by", "reason") else "by"] = _sentence(exc)
+        except _CHANGED as exc:
+            return _changed(page, request_id, exc)
+        else:
+            item = load_item(page, done.id)
+            if done.extension is None:
+                note = f"Access extended until {_when(done.access_deadline, page.tz)}."
+            else:
+                note = f"More time asked: {item.tenant_name} is asked to approve it."
+            return page.redirect(_url(item), flash=("success", note))
+    item = load_item(page, request_id)
+    return _detail(
+        page, item, status=422, errors=problems, extension_by=raw, extension_reason=reason
+    )
+
+
+@router.post("/requests/{request_id:request_id}/extension")
+async def decide_extension(request_id: str, page: SignedInPage) -> Response:
+    """A customer approver approves or denies the extension waiting on granted access."""
+    form = await page.form()
+    version = _version(form)
+    decision = form.get("decision")
+    if decision not in ("approve", "deny"):
+        raise errors.ValidationError("decision", "choose to approve or to deny the extension")
+    comment = str(form.get("extension_comment") or "").strip() or None
+    try:
+        done = requests.decide_extension(
+            page.app,
+            page.actor,
+            request_id,
+            approve=decision == "approve",
+            comment=comment,
+            expected_version=version,
+        )
+    except errors.ValidationError as exc:
+        item = load_item(page, request_id)
+        return _detail(page, item, status=422, errors={"extension_comment": _sentence(exc)})
+    except _CHANGED as exc:
+        return _changed(page, request_id, exc)
+    item = load_item(page, done.id)
+    engineer = item.requester.display_name
+    if decision == "deny":
+        note = f"More time denied. {engineer} is told; access ends as granted."
+    elif done.extension is None:
+        note = f"More time approved: {engineer} has access until {_when(done.access_deadline, page.tz)}."
+    else:
+        note = "Your approval of more time is recorded; the next stage is asked."
+    return page.redirect(_url(item), flash=("success", note))
 
 
 # --------------------------------------------------------------------------- ending things

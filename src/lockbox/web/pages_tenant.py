@@ -32,12 +32,14 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from lockbox.domain import errors
+from lockbox.domain.changes import ChangeKind
 from lockbox.domain.permissions import Intent, allows
 from lockbox.domain.policy import REQUIRED_APPROVALS_BOUNDS, WINDOW_BOUNDS, LockboxPolicy
 from lockbox.domain.policy import parse_duration as domain_parse_duration
 from lockbox.domain.roles import Role
 from lockbox.domain.tenant import Tenant
 from lockbox.domain.user import User
+from lockbox.service import changes as pending_changes
 from lockbox.service import passwords, people, sessions, tenants, tokens, users, webhooks
 from lockbox.web.page import ROLE_LABELS, Page, PageRoute, SignedInPage
 from lockbox.web.pages_audit import format_seconds, operation_words
@@ -246,12 +248,19 @@ def _policy_page(
     Keeping it means a change someone else made meanwhile still comes up as a conflict
     when the corrected form is sent, instead of being overwritten.
     """
+    waiting = []
+    if allows(page.actor, Intent.CHANGE_VIEW, tenant.id):
+        found = pending_changes.list_changes(page.app, page.actor, tenant.id, states=["pending"])
+        waiting = [c for c in found if c.kind is ChangeKind.POLICY]
     return page.render(
         "tenant/policy.html",
         title="Lockbox policy",
         section="policy",
         status=status,
         tenant=tenant,
+        waiting=waiting,
+        proposers=people.resolve(page.app, [c.proposed_by for c in waiting]),
+        change_lines=_change_lines,
         policy=tenant.policy,
         values=values or policy_values(tenant.policy),
         errors=dict(problems or {}),
@@ -290,7 +299,7 @@ async def change_policy(page: SignedInPage) -> Response:
             page, current, values=values, problems=problems, version=read_at, status=422
         )
     try:
-        updated = tenants.change_policy(
+        outcome = tenants.update_policy(
             page.app, page.actor, tenant_id, changes, expected_version=_version(form)
         )
     except errors.Conflict:
@@ -310,7 +319,14 @@ async def change_policy(page: SignedInPage) -> Response:
             version=read_at,
             status=422,
         )
-    return page.redirect("/policy", flash=_policy_flash(current.policy, updated.policy))
+    if outcome.pending is not None:
+        note = (
+            f"Not saved yet: this change {'; '.join(outcome.pending.reasons)}. Your "
+            "organisation has more than one tenant admin, so another tenant admin must approve "
+            "it on the Auto-approval page; until then the policy stays as it is."
+        )
+        return page.redirect("/policy", flash=("warning", note))
+    return page.redirect("/policy", flash=_policy_flash(current.policy, outcome.tenant.policy))
 
 
 def _version(form: FormData) -> int:
@@ -318,6 +334,13 @@ def _version(form: FormData) -> int:
     if not (raw.isascii() and raw.isdigit()):
         raise errors.ValidationError("version", "the form is incomplete; reload the page")
     return int(raw)
+
+
+def _change_lines(diff: Mapping[str, Any]) -> list[str]:
+    """A pending policy change's settings in words (the Auto-approval page says the same)."""
+    from lockbox.web.pages_auto_approval import policy_change_lines
+
+    return policy_change_lines(diff)
 
 
 def _policy_flash(before: LockboxPolicy, after: LockboxPolicy) -> tuple[str, str]:
