@@ -130,6 +130,18 @@ def _converters(table: Table, dialect: str) -> list[tuple[str, Callable[[Any], A
     return out
 
 
+def _server_defaults(table: Table) -> dict[str, Any]:
+    """The value a column's server default gives a row that does not name it (the driver
+    is sent every column, so the database's own default never applies)."""
+    found: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.server_default
+        text = getattr(getattr(default, "arg", None), "text", getattr(default, "arg", None))
+        if isinstance(text, str):
+            found[column.name] = int(text) if text.lstrip("-").isdigit() else text.strip("'")
+    return found
+
+
 def bulk_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> int:
     """Insert ``rows`` (dicts of every column) in batches through the driver itself."""
     dialect = conn.dialect.name
@@ -145,9 +157,13 @@ def bulk_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) 
     # Build each tuple in "plain, then converted" order and put columns back in place once.
     placed = [order.index(i) for i in range(len(names))]
 
+    defaults = _server_defaults(table)
+
     def tuples(batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         out = []
         for r in batch:
+            if defaults:
+                r = {**defaults, **r}
             values = [r.get(n) for n in plain] + [c(r.get(n)) for n, c in converted]
             out.append(tuple([values[i] for i in placed]))
         return out

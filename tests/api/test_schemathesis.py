@@ -68,6 +68,8 @@ STATE_RULES: dict[str, str] = {
     "only the tenant's own people (none yet at onboarding)",
     "changePolicy": "a policy's approval stages can name only its groups, and a group holds "
     "only the tenant's own people",
+    "createDelegation": "the period starts now or later and lasts 15 minutes to 90 days; "
+    "the colleague is another approver or tenant admin of the same organisation",
     "verifyAuditWithCheckpoints": "a held checkpoint must be signed by a published audit key "
     "and be of the chain verified",
     "createAutoApprovalRule": "the time zone must be in the server's time-zone database, and "

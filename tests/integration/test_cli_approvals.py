@@ -64,3 +64,26 @@ def test_stages_narrowing_and_more_time_through_the_cli(cli: Cli, tmp_path: Path
     )
     assert refused.code != 0 and "already extended 1 time" in refused.err
     assert MAILBOX in json.dumps(done["resources"])
+
+
+def test_delegations_through_the_cli(cli: Cli) -> None:  # noqa: F811
+    bootstrap(cli)
+    cli("user", "create", "quinn@contoso.example", "--role", "approver", "--tenant", "contoso")
+    made = cli.json(
+        "delegation",
+        "add",
+        "--to",
+        "quinn@contoso.example",
+        "--until",
+        "7d",
+        "--reason",
+        "holiday",
+        as_=APPROVER,
+    )
+    assert made["reason"] == "holiday" and made["revoked_at"] is None
+    table = cli("delegation", "list", as_="quinn@contoso.example")
+    assert made["id"] in table.out
+    ended = cli.json("delegation", "revoke", made["id"], as_=APPROVER)
+    assert ended["revoked_at"] is not None
+    refused = cli("delegation", "add", "--to", APPROVER, "--until", "7d", as_=APPROVER, expect=None)
+    assert refused.code != 0 and "someone else" in refused.err

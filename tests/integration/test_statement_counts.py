@@ -49,12 +49,14 @@ def statements(world: World, action: Callable[[], object]) -> int:
 #: API runs it authenticates in its own read transaction: one statement more, not two.
 #: Forwarding to the customer reads the people of the first approval stage (+1: their
 #: roles), so only those the stage admits are asked; and it reads the tenant's active
-#: auto-approval rules (+1), which may approve it at once.
+#: auto-approval rules (+1), which may approve it at once. Whoever holds the approvals of
+#: the people asked (delegations) is asked too (+1); a decision reads the delegations its
+#: decider holds (+1).
 PINNED = {
     "authenticate": 1,
     "submit": 12,
-    "review": 16,
-    "decide": 18,
+    "review": 17,
+    "decide": 19,
     "issue_token": 8,
     "close": 16,
     "check_allow": 4,

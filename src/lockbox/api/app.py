@@ -95,6 +95,7 @@ ROUTER_MODULES: list[str] = [
     "routes_tokens",
     "routes_cases",
     "routes_requests",
+    "routes_delegations",
     "routes_audit",
     "routes_access",
     "routes_feed",

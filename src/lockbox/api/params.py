@@ -150,6 +150,7 @@ WebhookId = Annotated[str, _path_id("webhook", "Webhook")]
 MessageId = Annotated[str, _path_id("outbox", "Outbox message")]
 RuleId = Annotated[str, _path_id("auto_rule", "Auto-approval rule")]
 ChangeId = Annotated[str, _path_id("change", "Pending change")]
+DelegationId = Annotated[str, _path_id("delegation", "Delegation")]
 
 
 def tenant_query(description: str = "Tenant slug or id (`ten_…`).") -> Any:

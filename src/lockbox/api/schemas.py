@@ -839,6 +839,9 @@ class DecisionOut(BaseModel):
     stage: str | None = Field(
         None, description="The key of the stage it was made in (null: before stages existed)."
     )
+    on_behalf_of: str | None = Field(
+        None, description="Made as this person's delegate (null: in the decider's own right)."
+    )
 
 
 class StageProgressOut(BaseModel):

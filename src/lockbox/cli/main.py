@@ -1042,6 +1042,7 @@ def sweep(ctx: typer.Context) -> None:
     show(ctx, settings(ctx).backend.sweep())
 
 
+from lockbox.cli import delegations as _delegations_cli  # noqa: E402
 from lockbox.cli import integrations as _integrations_cli  # noqa: E402
 from lockbox.cli import outbox as _outbox_cli  # noqa: E402 - after the root app exists
 from lockbox.cli import rules as _rules_cli  # noqa: E402
@@ -1053,6 +1054,7 @@ app.add_typer(_webhooks_cli.app, name="webhook")
 app.add_typer(_rules_cli.rule_app, name="rule")
 app.add_typer(_rules_cli.change_app, name="change")
 app.add_typer(_integrations_cli.app, name="integration")
+app.add_typer(_delegations_cli.app, name="delegation")
 app.command("worker")(_worker_cli.worker)
 
 

@@ -35,6 +35,7 @@ PREFIXES = {
     "integration": "hdi",  # a help-desk integration
     "auto_rule": "aar",  # an auto-approval rule
     "change": "pch",  # a change waiting for a second tenant admin (four eyes)
+    "delegation": "dlg",  # an approver's approvals handed to a colleague for a while
 }
 
 _ID_RE = re.compile(r"^[a-z]{2,5}_[0-9a-z]{26}$")

@@ -42,6 +42,9 @@ class Intent(StrEnum):
     REQUEST_CANCEL = "request.cancel"
     #: Ask for more time on granted access (the customer approves it like the request).
     REQUEST_EXTEND = "request.extend"
+    #: Hand one's own approvals to another approver of the tenant for a period (and see
+    #: the tenant's delegations).
+    APPROVAL_DELEGATE = "approval.delegate"
     REQUEST_CLOSE = "request.close"
     REQUEST_REVOKE = "request.revoke"
     AUDIT_READ = "audit.read"
@@ -147,6 +150,7 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.REQUEST_VIEW: _OWN,
         _I.REQUEST_DECIDE: _OWN,
         _I.REQUEST_REVOKE: _OWN,
+        _I.APPROVAL_DELEGATE: _OWN,
         _I.AUDIT_READ: _OWN,
         _I.AUDIT_VERIFY: _OWN,
         _I.AUDIT_STAFF: _OWN,
@@ -163,6 +167,7 @@ MATRIX: dict[Role, dict[Intent, Scope]] = {
         _I.REQUEST_VIEW: _OWN,
         _I.REQUEST_DECIDE: _OWN,
         _I.REQUEST_REVOKE: _OWN,
+        _I.APPROVAL_DELEGATE: _OWN,
     },
     Role.AUDITOR: {
         _I.TENANT_VIEW: _OWN,

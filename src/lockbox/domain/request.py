@@ -9,6 +9,7 @@ the change (with its audit record and notifications) in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,6 +18,7 @@ from typing import Any
 from lockbox.domain import lifecycle, text
 from lockbox.domain.auto_approval import CATEGORIES, AutoApprovalRule
 from lockbox.domain.case import CaseStatus, SupportCase
+from lockbox.domain.delegation import Delegator
 from lockbox.domain.errors import (
     AlreadyDecided,
     DeadlinePassed,
@@ -59,6 +61,14 @@ class Decision:
     comment: str | None = None
     credential: str | None = None  # what the approver acted with (token, session)
     stage: str | None = None  # the key of the stage it was made in (None: before stages)
+    on_behalf_of: str | None = None  # made as this person's delegate (None: in own right)
+
+
+def _deciders(decisions: tuple[Decision, ...]) -> set[str]:
+    """Everyone who has decided: in their own right, or through their delegate."""
+    found = {d.actor_id for d in decisions}
+    found.update(d.on_behalf_of for d in decisions if d.on_behalf_of)
+    return found
 
 
 def _stage_approvals(
@@ -112,6 +122,7 @@ class Extension:
                     "comment": d.comment,
                     "credential": d.credential,
                     "stage": d.stage,
+                    "on_behalf_of": d.on_behalf_of,
                 }
                 for d in self.approvals
             ],
@@ -132,6 +143,7 @@ class Extension:
                     comment=d.get("comment"),
                     credential=d.get("credential"),
                     stage=d.get("stage"),
+                    on_behalf_of=d.get("on_behalf_of"),
                 )
                 for d in data.get("approvals") or ()
             ),
@@ -232,7 +244,8 @@ class AccessRequest:
         return _waiting_stage(self.planned_stages(), self.approvals())
 
     def decided_by(self, actor_id: str) -> bool:
-        return any(d.actor_id == actor_id for d in self.decisions)
+        """Whether ``actor_id`` decided, themselves or through their delegate."""
+        return actor_id in _deciders(self.decisions)
 
     def is_active(self, now: datetime) -> bool:
         return self.effective_state(now) is State.APPROVED
@@ -462,6 +475,7 @@ def decide(
     policy: LockboxPolicy,
     now: datetime,
     narrow: Narrowing | None = None,
+    delegators: Sequence[Delegator] = (),
 ) -> Change:
     """A customer approver approves or denies; approvals count until the required number.
 
@@ -476,7 +490,8 @@ def decide(
     if narrow is not None and not approve:
         raise ValidationError("decision", "only an approval can grant less than was asked")
     stage = present(request.current_stage(), "the stage of a request waiting for approval")
-    _admit(stage, request.planned_stages(), actor, policy, approve=approve)
+    usable = [d for d in delegators if not request.decided_by(d.user_id)]
+    for_whom = _admit(stage, request.planned_stages(), actor, policy, approve, usable)
     decision = Decision(
         actor_id=actor.id,
         kind=DecisionKind.APPROVE if approve else DecisionKind.DENY,
@@ -484,11 +499,16 @@ def decide(
         comment=note,
         credential=actor.credential,
         stage=stage.key,
+        on_behalf_of=for_whom,
     )
     with_decision = replace(request, decisions=(*request.decisions, decision))
+    acting = {"on_behalf_of": for_whom} if for_whom else {}
     if not approve:
-        return _finish(with_decision, event, State.DENIED, actor, now, note, stage=stage.key)
+        return _finish(
+            with_decision, event, State.DENIED, actor, now, note, stage=stage.key, **acting
+        )
     progress: dict[str, Any] = {
+        **acting,
         "stage": stage.key,
         "stage_approvals": len(with_decision.stage_approvals(stage)),
         "stage_required": stage.required,
@@ -529,16 +549,23 @@ def _admit(
     stages: tuple[PlannedStage, ...],
     actor: Principal,
     policy: LockboxPolicy,
-    *,
     approve: bool,
-) -> None:
+    delegators: Sequence[Delegator] = (),
+) -> str | None:
     """An approval needs the waiting stage's role or group; anyone who may approve one of
-    the stages may deny (one denial at any stage denies)."""
-    groups = policy.groups_of(actor.id)
-    if approve and not stage.admits(actor.roles, groups):
+    the stages may deny (one denial at any stage denies). The actor's own standing
+    first, then that of each person who delegated to them; returns that person's id
+    when only a delegation admits the decision (None: in the actor's own right)."""
+    standings = [(None, actor.roles), *((d.user_id, d.roles) for d in delegators)]
+    for for_whom, roles in standings:
+        groups = policy.groups_of(for_whom or actor.id)
+        if approve and stage.admits(roles, groups):
+            return for_whom
+        if not approve and any(s.admits(roles, groups) for s in stages):
+            return for_whom
+    if approve:
         raise PermissionDenied(f"the {stage.name} stage needs {_who(stage)} to approve it")
-    if not approve and not any(s.admits(actor.roles, groups) for s in stages):
-        raise PermissionDenied("only someone who can approve one of its stages can deny it")
+    raise PermissionDenied("only someone who can approve one of its stages can deny it")
 
 
 def _narrowed(
@@ -698,6 +725,7 @@ def decide_extension(
     comment: object,
     policy: LockboxPolicy,
     now: datetime,
+    delegators: Sequence[Delegator] = (),
 ) -> Change:
     """A customer approver approves or denies the extension waiting on granted access."""
     event = Event.EXTEND_APPROVE if approve else Event.EXTEND_DENY
@@ -706,13 +734,23 @@ def decide_extension(
     extension = request.extension
     if extension is None:
         raise InvalidTransition("no extension is waiting for approval", state=request.state.value)
-    if any(d.actor_id == actor.id for d in extension.approvals):
+    decided = _deciders(extension.approvals)
+    if actor.id in decided:
         raise AlreadyDecided("you have already approved this extension", state="approved")
     stage = present(extension.current_stage(), "the stage of an extension")
-    _admit(stage, extension.stages, actor, policy, approve=approve)
+    usable = [d for d in delegators if d.user_id not in decided]
+    for_whom = _admit(stage, extension.stages, actor, policy, approve, usable)
+    acting = {"on_behalf_of": for_whom} if for_whom else {}
     if not approve:
         return _change(
-            request, replace(request, extension=None), event, actor, now, note, stage=stage.key
+            request,
+            replace(request, extension=None),
+            event,
+            actor,
+            now,
+            note,
+            stage=stage.key,
+            **acting,
         )
     decision = Decision(
         actor_id=actor.id,
@@ -721,9 +759,11 @@ def decide_extension(
         comment=note,
         credential=actor.credential,
         stage=stage.key,
+        on_behalf_of=for_whom,
     )
     counted = replace(extension, approvals=(*extension.approvals, decision))
     progress: dict[str, Any] = {
+        **acting,
         "stage": stage.key,
         "stage_approvals": len(counted.stage_approvals(stage)),
         "stage_required": stage.required,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from lockbox.domain.lifecycle import State
 from lockbox.domain.request import AccessRequest
 from lockbox.domain.user import User
+from lockbox.service import delegations
 from lockbox.store import repositories as repo
 
 if TYPE_CHECKING:  # the transaction's module plans notifications, which ask this one
@@ -42,4 +43,16 @@ def eligible(tx: Tx, request: AccessRequest) -> list[User]:
             user = tx.user(user_id)
             if user is not None and user.active and user.tenant_id == request.tenant_id:
                 found[user.id] = user
-    return sorted((u for u in found.values() if u.id not in decided), key=lambda u: u.email)
+    asked = {uid: u for uid, u in found.items() if uid not in decided}
+    # Whoever holds the approvals of someone asked is asked too (a delegation).
+    for holders in delegations.delegates_of(tx, sorted(asked), tx.now).values():
+        for holder_id in holders:
+            delegate = tx.user(holder_id)
+            if (
+                delegate is not None
+                and delegate.active
+                and delegate.tenant_id == request.tenant_id
+                and holder_id not in decided
+            ):
+                asked[holder_id] = delegate
+    return sorted(asked.values(), key=lambda u: u.email)

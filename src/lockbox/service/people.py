@@ -64,6 +64,7 @@ def in_request(request: AccessRequest, history: Iterable[AuditRecord] = ()) -> s
     """Everyone a request page names: requester, reviewer, deciders, who ended it, history."""
     ids = {request.requester_id, request.reviewer_id or "", request.ended_by or ""}
     ids.update(d.actor_id for d in request.decisions)
+    ids.update(d.on_behalf_of for d in request.decisions if d.on_behalf_of)
     ids.update(r.actor_id for r in history)
     ids.discard("")
     return ids

@@ -16,7 +16,7 @@ from lockbox.domain.permissions import Intent, Scope, authorize, scopes, visible
 from lockbox.domain.policy import LockboxPolicy
 from lockbox.domain.request import AccessRequest, Change
 from lockbox.domain.roles import Principal
-from lockbox.service import approvers, auto_approval, step_up
+from lockbox.service import approvers, auto_approval, delegations, step_up
 from lockbox.service.app import Lockbox, Tx
 from lockbox.service.cases import load_case
 from lockbox.service.tenants import load_tenant
@@ -80,7 +80,7 @@ def _transition(
     app: Lockbox,
     actor: Principal,
     request_id: str,
-    decide: Callable[[AccessRequest, LockboxPolicy, datetime], Change],
+    decide: Callable[[AccessRequest, LockboxPolicy, datetime, Tx], Change],
     expected_version: int | None,
     *,
     customer_decision: bool = False,
@@ -106,7 +106,7 @@ def _transition(
                 version=current.version,
             )
         tenant = present(tx.tenant(current.tenant_id), "the request's tenant")
-        change = decide(current, tenant.policy, tx.now)
+        change = decide(current, tenant.policy, tx.now, tx)
         repo.update_request(tx.conn, change.request, current)
         tx.record(change)
     return change.request
@@ -159,8 +159,15 @@ def decide_request(
         app,
         actor,
         request_id,
-        lambda r, p, now: domain.decide(
-            r, actor, approve=approve, comment=comment, policy=p, now=now, narrow=narrow
+        lambda r, p, now, tx: domain.decide(
+            r,
+            actor,
+            approve=approve,
+            comment=comment,
+            policy=p,
+            now=now,
+            narrow=narrow,
+            delegators=delegations.delegators_of(tx, actor),
         ),
         expected_version,
         customer_decision=True,
@@ -181,7 +188,9 @@ def extend_request(
         app,
         actor,
         request_id,
-        lambda r, p, now: domain.ask_extension(r, actor, by=by, reason=reason, policy=p, now=now),
+        lambda r, p, now, _tx: domain.ask_extension(
+            r, actor, by=by, reason=reason, policy=p, now=now
+        ),
         expected_version,
     )
 
@@ -201,8 +210,14 @@ def decide_extension(
         app,
         actor,
         request_id,
-        lambda r, p, now: domain.decide_extension(
-            r, actor, approve=approve, comment=comment, policy=p, now=now
+        lambda r, p, now, tx: domain.decide_extension(
+            r,
+            actor,
+            approve=approve,
+            comment=comment,
+            policy=p,
+            now=now,
+            delegators=delegations.delegators_of(tx, actor),
         ),
         expected_version,
         customer_decision=True,
@@ -221,7 +236,7 @@ def cancel_request(
         app,
         actor,
         request_id,
-        lambda r, _p, now: domain.cancel(r, actor, comment=comment, now=now),
+        lambda r, _p, now, _tx: domain.cancel(r, actor, comment=comment, now=now),
         expected_version,
     )
 
@@ -238,7 +253,7 @@ def close_request(
         app,
         actor,
         request_id,
-        lambda r, _p, now: domain.close(r, actor, comment=comment, now=now),
+        lambda r, _p, now, _tx: domain.close(r, actor, comment=comment, now=now),
         expected_version,
     )
 
@@ -256,7 +271,7 @@ def revoke_request(
         app,
         actor,
         request_id,
-        lambda r, _p, now: domain.revoke(r, actor, comment=comment, now=now),
+        lambda r, _p, now, _tx: domain.revoke(r, actor, comment=comment, now=now),
         expected_version,
     )
 

@@ -91,6 +91,7 @@ def request(view: RequestView, *, history: bool = False) -> dict[str, Any]:
                 "comment": d.comment,
                 "credential": d.credential,
                 "stage": d.stage,
+                "on_behalf_of": d.on_behalf_of,
             }
             for d in r.decisions
         ],

@@ -540,6 +540,7 @@ def _decisions(conn: Connection, request_ids: Sequence[str]) -> dict[str, list[D
                     comment=r["comment"],
                     credential=r["credential"],
                     stage=r["stage"],
+                    on_behalf_of=r["on_behalf_of"],
                 )
             )
     return found
@@ -622,6 +623,7 @@ def update_request(conn: Connection, request: AccessRequest, previous: AccessReq
                     "comment": d.comment,
                     "credential": d.credential,
                     "stage": d.stage,
+                    "on_behalf_of": d.on_behalf_of,
                 }
                 for d in new
             ],

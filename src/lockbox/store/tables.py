@@ -335,6 +335,8 @@ request_decisions = Table(
     Column("credential", String(80), nullable=True),
     # The stage (its key) the decision was made in; null: made before stages existed.
     Column("stage", String(40), nullable=True),
+    # Made as this person's delegate (null: in the decider's own right).
+    Column("on_behalf_of", String(40), nullable=True),
 )
 
 auto_approval_rules = Table(
@@ -576,4 +578,25 @@ helpdesk_tickets = Table(
     Column("ticket_updated_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+delegations = Table(
+    "delegations",
+    metadata,
+    # An approver's approvals handed to a colleague of the same tenant for a period.
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("from_user", ID, ForeignKey("users.id"), nullable=False),
+    Column("to_user", ID, ForeignKey("users.id"), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("revoked_by", String(40), nullable=True),
+    # Who holds whose approvals now: looked up on every decision and "approval needed".
+    Index("ix_delegations_to_user", "to_user", "ends_at"),
+    Index("ix_delegations_from_user", "from_user", "ends_at"),
+    Index("ix_delegations_tenant", "tenant_id", "created_at"),
 )

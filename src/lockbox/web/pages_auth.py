@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,9 +10,11 @@ from starlette.responses import RedirectResponse, Response
 
 from lockbox.domain import errors
 from lockbox.domain.instants import optional_utc_instant
-from lockbox.service import passwords, sessions, tokens
+from lockbox.domain.permissions import Intent, allows
+from lockbox.service import delegations, passwords, people, sessions, tokens
 from lockbox.web import navigation, security
 from lockbox.web.page import AnyPage, PageRoute, SignedInPage
+from lockbox.web.rendering import resolve_zone
 
 router = APIRouter(route_class=PageRoute)
 
@@ -214,11 +216,60 @@ def _account(page: SignedInPage, **extra: Any) -> Response:
         "current_session": page.session.id if page.session else None,
         "errors": {},
         "new_token": None,
+        "can_delegate": allows(actor, Intent.APPROVAL_DELEGATE, actor.tenant_id),
+        "delegation_values": {"to": "", "until": "", "reason": ""},
+        "user_id": actor.id,
     }
+    if context["can_delegate"]:
+        mine = delegations.list_delegations(page.app, actor)
+        mine = [d for d in mine if actor.id in (d.from_user, d.to_user)]
+        context["delegations"] = mine
+        context["delegation_people"] = people.resolve(
+            page.app, {d.from_user for d in mine} | {d.to_user for d in mine}
+        )
     context.update(extra)
     return page.render(
         "account/index.html", title="Your account", section="account", status=status, **context
     )
+
+
+@router.post("/account/delegations")
+async def account_delegate(page: SignedInPage) -> Response:
+    """Hand your approvals to a colleague until a day (end of that day in your zone)."""
+    form = await page.form()
+    values = {k: str(form.get(k) or "").strip() for k in ("to", "until", "reason")}
+    problems: dict[str, str] = {}
+    ends: datetime | None = None
+    try:
+        day = datetime.fromisoformat(values["until"]).date()
+        zone = resolve_zone(page.session.user.time_zone if page.session else None)
+        ends = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    except ValueError:
+        problems["until"] = "Enter the last day, such as 2026-12-31"
+    if not values["to"]:
+        problems["to"] = "Enter your colleague's e-mail address"
+    if not problems:
+        try:
+            made = delegations.create_delegation(
+                page.app, page.actor, to=values["to"], ends_at=ends, reason=values["reason"] or None
+            )
+        except errors.ValidationError as exc:
+            field = {"ends_at": "until", "starts_at": "until"}.get(exc.field, exc.field)
+            problems[field if field in ("to", "until", "reason") else "to"] = _sentence(exc)
+        else:
+            note = (
+                f"Your approvals are delegated until {made.ends_at:%Y-%m-%d %H:%M} UTC. "
+                "Your colleague is asked along with you, and acts on your behalf."
+            )
+            return page.redirect("/account#delegation-title", flash=("success", note))
+    return _account(page, status=422, errors=problems, delegation_values=values)
+
+
+@router.post("/account/delegations/{delegation_id}/revoke")
+async def account_end_delegation(delegation_id: str, page: SignedInPage) -> Response:
+    await page.form()
+    delegations.revoke_delegation(page.app, page.actor, delegation_id)
+    return page.redirect("/account", flash=("success", "The delegation is ended."))
 
 
 @router.get("/account")
