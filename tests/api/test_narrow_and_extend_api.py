@@ -81,3 +81,32 @@ def test_extension_input_is_checked(api: Api) -> None:
         json={"decision": "approve"},
     )
     assert r.status_code == 409  # nothing is waiting
+
+
+def test_a_scheduled_start_over_http(api: Api) -> None:
+    from datetime import timedelta
+
+    from lockbox.domain.instants import format_instant
+
+    start = api.world.clock.now() + timedelta(days=1)
+    case_id = api.call(
+        "engineer", "POST", "/v1/cases", json={"tenant": "contoso", "title": "t"}
+    ).json()["id"]
+    body = {
+        "tenant": "contoso",
+        "case_id": case_id,
+        "resources": [MAILBOX],
+        "justification": "planned",
+        "starts_at": format_instant(start),
+    }
+    r = api.call("engineer", "POST", "/v1/requests", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["starts_at"] == format_instant(start)
+    rid = r.json()["id"]
+    api.call("manager", "POST", f"/v1/requests/{rid}/review", json={"decision": "approve"})
+    api.call("contoso_approver", "POST", f"/v1/requests/{rid}/decide", json={"decision": "approve"})
+    r = api.call("engineer", "POST", "/v1/access/token", json={"request_id": rid})
+    assert r.status_code == 409 and "access starts at" in r.json()["detail"]
+    late = {**body, "starts_at": format_instant(start + timedelta(days=7))}
+    r = api.call("engineer", "POST", "/v1/requests", json=late)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "starts_at"

@@ -91,3 +91,25 @@ def test_the_engineer_asks_for_more_time_and_the_customer_grants_it(
     after = requests.get_request(site.app, site.principal("MANAGER"), rid)
     assert after.state is State.APPROVED and after.request.extensions == 1
     assert after.request.access_deadline == before.access_deadline + timedelta(hours=2)  # type: ignore[operator]
+
+
+def test_the_engineer_schedules_the_start_of_access(browser: Browser, site: Site) -> None:
+    case_id = site.open_case("Saturday night maintenance")
+    start = site.clock.now() + timedelta(days=2, hours=13)  # Wednesday 22:00 UTC
+    with signed_in(browser, site, "ENGINEER") as erin:
+        pin_clock(erin, site)
+        erin.goto(f"/requests/new?case={case_id}")
+        page = erin.page
+        page.get_by_label("Resources").fill(MAILBOX)
+        page.get_by_label("Justification").fill("Planned index rebuild")
+        page.get_by_label("Start access at").fill("2026-02-01T22:00")  # more than 7 days ahead
+        page.get_by_role("button", name="Send request").click()
+        assert "7 days ahead" in page.locator(".error-summary").inner_text()
+        look(erin, "schedule-refused", status=422)
+        page.get_by_label("Start access at").fill(start.strftime("%Y-%m-%dT%H:%M"))
+        page.get_by_role("button", name="Send request").click()
+        page.wait_for_url("**/requests/req_*")
+        assert "Access starts" in page.get_by_test_id("starts").inner_text()
+        look(erin, "schedule-sent")
+    mine = requests.list_requests(site.app, site.principal("ENGINEER")).items
+    assert [v.request.starts_at for v in mine] == [start]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from lockbox.domain.audit import AuditRecord
 from lockbox.domain.lifecycle import State
 from lockbox.domain.request import AccessRequest
@@ -22,6 +24,7 @@ def submit(
     case_id: str | None = None,
     resources: list[str] | None = None,
     level: str = "read",
+    starts_at: datetime | None = None,
 ) -> AccessRequest:
     engineer = engineer or world.engineer
     if case_id is None:
@@ -34,6 +37,7 @@ def submit(
         resources=resources or [MAILBOX],
         access_level=level,
         justification="Need to inspect the mailbox",
+        starts_at=starts_at,
     )
 
 

@@ -54,10 +54,13 @@ class Grant:
     resources: tuple[str, ...]
     access_level: str
     access_deadline: datetime | None
+    #: A scheduled start: nothing is allowed before it (None: started).
+    access_starts_at: datetime | None = None
 
     @classmethod
     def from_event(cls, data: dict[str, Any]) -> Grant:
         deadline = data.get("access_deadline")
+        starts = data.get("access_starts_at")
         return cls(
             request_id=str(data["request_id"]),
             tenant_id=str(data["tenant_id"]),
@@ -67,6 +70,7 @@ class Grant:
             resources=tuple(str(r) for r in data.get("resources") or ()),
             access_level=str(data["access_level"]),
             access_deadline=_parse_time(deadline) if deadline else None,
+            access_starts_at=_parse_time(starts) if starts else None,
         )
 
     def names(self, engineer: str) -> bool:
@@ -188,6 +192,8 @@ class GrantTable:
     def _check(grant: Grant, resource: str, action: Action, now: datetime) -> Decision:
         if grant.access_deadline is not None and now >= grant.access_deadline:
             return Decision(False, "expired", grant)
+        if grant.access_starts_at is not None and now < grant.access_starts_at:
+            return Decision(False, "not_started", grant)
         if not in_scope(grant.resources, resource):
             return Decision(False, "out_of_scope", grant)
         try:

@@ -93,6 +93,7 @@ def submit_request(
         access_level=body.access_level,
         justification=body.justification,
         category=body.category,
+        starts_at=body.starts_at,
     )
     response.headers["Location"] = f"/v1/requests/{created.id}"
     return _written(lockbox, created, response)

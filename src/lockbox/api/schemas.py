@@ -764,6 +764,12 @@ class RequestCreate(Body):
         "other",
         description="What the access is for; the customer's auto-approval rules select on it.",
     )
+    starts_at: Instant | None = Field(
+        None,
+        description="When access should start (a planned maintenance), at most 7 days ahead; "
+        "approvals may come before, access then runs one window from this instant. "
+        "Default: when the last approval arrives.",
+    )
 
 
 class ReviewBody(Body):
@@ -940,6 +946,9 @@ class RequestOut(BaseModel):
         None, description="More time the engineer asked for, waiting for approvals."
     )
     extensions: int = Field(0, description="How many extensions were granted.")
+    starts_at: str | None = Field(
+        None, description="The scheduled start of access (null: at approval)."
+    )
     can_approve: list[str] = Field(
         default_factory=list,
         description="Who may still approve it now: user ids of the current stage's people "

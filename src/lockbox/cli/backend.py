@@ -76,6 +76,7 @@ class Backend(Protocol):
         access_level: str,
         justification: str,
         category: str = "other",
+        starts_at: datetime | None = None,
     ) -> JSON: ...
     def review_request(self, request_id: str, approve: bool, comment: str | None) -> JSON: ...
     def decide_request(
@@ -258,6 +259,7 @@ class LocalBackend:
         access_level: str,
         justification: str,
         category: str = "other",
+        starts_at: datetime | None = None,
     ) -> JSON:
         created = requests.submit_request(
             self.app,
@@ -268,6 +270,7 @@ class LocalBackend:
             access_level=access_level,
             justification=justification,
             category=category,
+            starts_at=starts_at,
         )
         return self._written(created)
 

@@ -16,6 +16,7 @@ import httpx
 
 from lockbox import __version__
 from lockbox.domain import errors
+from lockbox.domain.instants import format_instant
 
 JSON = dict[str, Any]
 PROBLEM_PREFIX = "urn:lockbox:problem:"
@@ -264,6 +265,7 @@ class HttpBackend:
         access_level: str,
         justification: str,
         category: str = "other",
+        starts_at: datetime | None = None,
     ) -> JSON:
         body = {
             "tenant": tenant,
@@ -273,6 +275,8 @@ class HttpBackend:
             "justification": justification,
             "category": category,
         }
+        if starts_at is not None:
+            body["starts_at"] = format_instant(starts_at)
         result: JSON = self._send("POST", "/v1/requests", json=body)
         return result
 

@@ -676,12 +676,20 @@ def request_submit(
             "other (the customer's auto-approval rules select on it)."
         ),
     ] = "other",
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="When access should start (an instant, or a span from now such as 2d), "
+            "at most 7 days ahead; default: at approval."
+        ),
+    ] = None,
 ) -> None:
     """Ask for access to a tenant's resources (engineer on the case)."""
+    starts_at = parse_when(start, "start")
     show_request(
         ctx,
         settings(ctx).backend.submit_request(
-            tenant, case, resource, level, justification, category
+            tenant, case, resource, level, justification, category, starts_at
         ),
     )
 

@@ -29,7 +29,7 @@ from lockbox.domain.errors import (
     present,
     require,
 )
-from lockbox.domain.instants import format_optional
+from lockbox.domain.instants import format_optional, optional_utc_instant
 from lockbox.domain.lifecycle import ActorRule, Event, State
 from lockbox.domain.permissions import Intent, allows, authorize
 from lockbox.domain.policy import WINDOW_BOUNDS, LockboxPolicy
@@ -194,6 +194,9 @@ class AccessRequest:
     #: An extension waiting for the customer's approvals, and how many were granted.
     extension: Extension | None = None
     extensions: int = 0
+    #: When the engineer asked access to start (a planned maintenance); None: at approval.
+    #: Approvals may come before; access runs from then for one window.
+    starts_at: datetime | None = None
     approved_at: datetime | None = None
     access_deadline: datetime | None = None
     ended_at: datetime | None = None
@@ -248,7 +251,12 @@ class AccessRequest:
         return actor_id in _deciders(self.decisions)
 
     def is_active(self, now: datetime) -> bool:
-        return self.effective_state(now) is State.APPROVED
+        """Access can be used now: granted, started, and its window not over."""
+        return self.effective_state(now) is State.APPROVED and not self.not_started(now)
+
+    def not_started(self, now: datetime) -> bool:
+        """Granted for a scheduled start that has not come yet."""
+        return self.starts_at is not None and now < self.starts_at
 
 
 @dataclass(frozen=True)
@@ -305,8 +313,10 @@ def submit(
     justification: object,
     now: datetime,
     category: object = "other",
+    starts_at: object = None,
 ) -> Change:
-    """An engineer asks for access to named resources of a tenant, on a case."""
+    """An engineer asks for access to named resources of a tenant, on a case, from now or
+    from ``starts_at`` (up to :data:`MAX_START_AHEAD` ahead)."""
     authorize(actor, Intent.CASE_VIEW, kind="case", tenant_id=case.tenant_id)
     if not allows(actor, Intent.REQUEST_SUBMIT, case.tenant_id):
         raise PermissionDenied("only support engineers can submit access requests")
@@ -323,6 +333,9 @@ def submit(
     reason = text.required_text(justification, "justification", max_len=text.JUSTIFICATION_MAX)
     if not isinstance(category, str) or category not in CATEGORIES:
         raise ValidationError("category", f"must be one of {', '.join(CATEGORIES)}")
+    start = optional_utc_instant(starts_at, "starts_at")
+    if start is not None and not now < start <= now + MAX_START_AHEAD:
+        raise ValidationError("starts_at", "the start must lie in the future, at most 7 days ahead")
     request = AccessRequest(
         id=request_id,
         tenant_id=tenant_id,
@@ -336,6 +349,7 @@ def submit(
         updated_at=now,
         review_deadline=now + policy.review_window,
         category=category,
+        starts_at=start,
     )
     return Change(
         request=request,
@@ -351,8 +365,17 @@ def submit(
             "justification": reason,
             "category": category,
             "review_deadline": _iso(request.review_deadline),
+            **({"starts_at": _iso(start)} if start else {}),
         },
     )
+
+
+MAX_START_AHEAD = timedelta(days=7)
+
+
+def _access_start(request: AccessRequest, now: datetime) -> datetime:
+    """When granted access starts: at approval, or at the scheduled start if later."""
+    return max(now, request.starts_at) if request.starts_at is not None else now
 
 
 def _parse_level(value: object) -> AccessLevel:
@@ -406,7 +429,7 @@ def review(
             customer_step=True,
             required_approvals=0,
             approved_at=now,
-            access_deadline=now + window,
+            access_deadline=_access_start(request, now) + window,
         )
         return _change(
             request,
@@ -452,7 +475,7 @@ def review(
         customer_step=False,
         required_approvals=0,
         approved_at=now,
-        access_deadline=now + policy.access_window,
+        access_deadline=_access_start(request, now) + policy.access_window,
     )
     return _change(
         request,
@@ -530,7 +553,7 @@ def decide(
         with_decision,
         state=State.APPROVED,
         approved_at=now,
-        access_deadline=now + window,
+        access_deadline=_access_start(request, now) + window,
     )
     return _change(
         request,
@@ -863,6 +886,7 @@ class DenyReason(StrEnum):
     OUT_OF_SCOPE = "out_of_scope"
     LEVEL_TOO_LOW = "level_too_low"
     NOT_REQUESTER = "not_requester"
+    NOT_STARTED = "not_started"
 
 
 @dataclass(frozen=True)
@@ -891,6 +915,8 @@ def check_access(
     state = request.effective_state(now)
     if state is not State.APPROVED:
         return AccessDecision(False, _ENDED_REASONS.get(state, DenyReason.NOT_APPROVED), request)
+    if request.not_started(now):
+        return AccessDecision(False, DenyReason.NOT_STARTED, request)
     if not in_scope(request.resources, resource):
         return AccessDecision(False, DenyReason.OUT_OF_SCOPE, request)
     if not level_allows(request.access_level, action):

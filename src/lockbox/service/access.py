@@ -237,6 +237,11 @@ def issue_token(
                 "access is granted",
                 state=state.value,
             )
+        if request.starts_at is not None and request.not_started(tx.now):
+            raise InvalidTransition(
+                f"access starts at {_iso(request.starts_at)}; access tokens are issued from then",
+                state=state.value,
+            )
         tenant = tx.tenant(request.tenant_id)
         resources = service.owned(request.resources) if service else ()
         if service is None or tenant is None or not service.serves_tenant(tenant.id):

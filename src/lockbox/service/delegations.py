@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from lockbox.domain import text
 from lockbox.domain.delegation import Delegation, Delegator, check_people, check_period
-from lockbox.domain.errors import NotFound, PermissionDenied, ValidationError
+from lockbox.domain.errors import NotFound, PermissionDenied, ValidationError, present
 from lockbox.domain.ids import new_id, validate_id
 from lockbox.domain.instants import format_instant, format_optional, optional_utc_instant
 from lockbox.domain.permissions import Intent, allows, authorize
@@ -65,12 +65,11 @@ def create_delegation(
             to_tenant=delegate.tenant_id if delegate else None,
             to_active=bool(delegate and delegate.active),
         )
-        assert delegate is not None and actor.tenant_id is not None  # checked just above
         delegation = Delegation(
             id=new_id("delegation"),
-            tenant_id=actor.tenant_id,
+            tenant_id=present(actor.tenant_id, "the delegator's tenant"),
             from_user=actor.id,
-            to_user=delegate.id,
+            to_user=present(delegate, "the delegate").id,
             starts_at=starts,
             ends_at=ends,
             created_at=tx.now,
@@ -91,10 +90,10 @@ def list_delegations(app: Lockbox, actor: Principal) -> list[Delegation]:
     """The delegations of the actor's tenant not yet over: all of them for a tenant
     admin, those from or to the actor for anyone else who can delegate."""
     authorize(actor, Intent.APPROVAL_DELEGATE, kind="tenant", tenant_id=actor.tenant_id)
-    assert actor.tenant_id is not None  # a customer principal (the matrix said so)
+    tenant_id = present(actor.tenant_id, "the tenant of a customer principal")
     person = None if actor.has(Role.TENANT_ADMIN) else actor.id
     with app.read() as tx:
-        return store.list_delegations(tx.conn, actor.tenant_id, person=person, now=tx.now)
+        return store.list_delegations(tx.conn, tenant_id, person=person, now=tx.now)
 
 
 def revoke_delegation(app: Lockbox, actor: Principal, delegation_id: str) -> Delegation:
@@ -116,8 +115,7 @@ def revoke_delegation(app: Lockbox, actor: Principal, delegation_id: str) -> Del
             operation="delegation.revoked",
             details=_details(found),
         )
-        revoked = store.get_delegation(tx.conn, found.id)
-    assert revoked is not None
+        revoked = present(store.get_delegation(tx.conn, found.id), "the revoked delegation")
     return revoked
 
 

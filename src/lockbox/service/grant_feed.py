@@ -59,6 +59,7 @@ class GrantEvent:
     access_level: str
     access_deadline: datetime | None
     at: datetime
+    access_starts_at: datetime | None = None  # nothing is allowed before it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class GrantEvent:
             "resources": list(self.resources),
             "access_level": self.access_level,
             "access_deadline": format_optional(self.access_deadline),
+            "access_starts_at": format_optional(self.access_starts_at),
             "at": format_instant(self.at),
         }
 
@@ -125,6 +127,9 @@ def _append(tx: Tx, items: list[tuple[AccessRequest, str, str]]) -> None:
                 "resources": list(request.resources),
                 "access_level": request.access_level.value,
                 "access_deadline": request.access_deadline,
+                "access_starts_at": request.starts_at
+                if request.starts_at is not None and request.starts_at > tx.now
+                else None,
             }
         )
     store.append(tx.conn, rows)
@@ -160,6 +165,7 @@ def _visible(scope: ServiceScope, change: store.GrantChange) -> GrantEvent | Non
         access_level=change.access_level,
         access_deadline=change.access_deadline,
         at=change.at,
+        access_starts_at=change.access_starts_at,
     )
 
 
@@ -213,6 +219,7 @@ def snapshot(app: Lockbox, scope: ServiceScope) -> Batch:
             resources=r.resources,
             access_level=r.access_level.value,
             access_deadline=r.access_deadline,
+            access_starts_at=r.starts_at if r.not_started(now) else None,
         )
         event = _visible(scope, change)
         if event is not None:

@@ -53,6 +53,7 @@ def submit_request(
     access_level: object,
     justification: object,
     category: object = "other",
+    starts_at: object = None,
 ) -> AccessRequest:
     with app.tx() as tx:
         tenant_obj = load_tenant(tx, actor, tenant)
@@ -70,6 +71,7 @@ def submit_request(
             justification=justification,
             now=tx.now,
             category=category,
+            starts_at=starts_at,
         )
         repo.insert_request(tx.conn, change.request)
         tx.record(change)

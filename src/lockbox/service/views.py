@@ -112,6 +112,7 @@ def request(view: RequestView, *, history: bool = False) -> dict[str, Any]:
         else int(r.access_window.total_seconds()),
         "extension": _extension(r.extension),
         "extensions": r.extensions,
+        "starts_at": ts(r.starts_at),
         "approved_at": ts(r.approved_at),
         "access_deadline": ts(r.access_deadline),
         "ended_at": ts(r.ended_at),

@@ -26,6 +26,7 @@ class GrantChange:
     resources: tuple[str, ...]
     access_level: str
     access_deadline: datetime | None
+    access_starts_at: datetime | None = None  # scheduled start, when later than the grant
 
 
 def _row(m: Any) -> GrantChange:
@@ -42,6 +43,7 @@ def _row(m: Any) -> GrantChange:
         resources=tuple(m["resources"] or ()),
         access_level=m["access_level"],
         access_deadline=m["access_deadline"],
+        access_starts_at=m["access_starts_at"],
     )
 
 

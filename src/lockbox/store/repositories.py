@@ -483,6 +483,7 @@ _REQUEST_FIELDS = (
     "extensions",
     "version",
     "category",
+    "starts_at",
 )
 
 
@@ -730,9 +731,10 @@ def list_requests(
     if cursor:
         created_text, last_id = decode_cursor(cursor, 2)
         created = cursor_time(created_text)
-        query = query.where(
-            or_(c.created_at < created, and_(c.created_at == created, c.id < last_id))
-        )
+        # "(created_at, id) before the cursor", written with a plain upper bound on
+        # created_at that both databases use as an index range (an OR alone makes SQLite
+        # scan from the newest row on every page).
+        query = query.where(c.created_at <= created, or_(c.created_at < created, c.id < last_id))
     query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
     rows = list(conn.execute(query).mappings())
     page = _requests(conn, rows[:limit], decisions_too=decisions_too)

@@ -306,6 +306,8 @@ access_requests = Table(
     # An extension waiting for approvals (JSON), and how many were granted.
     Column("extension", JSON(none_as_null=True), nullable=True),  # SQL NULL: none waits
     Column("extensions", Integer, nullable=False, server_default="0"),
+    # A scheduled start of access (null: at approval).
+    Column("starts_at", UTCDateTime, nullable=True),
     Column("approval_deadline", UTCDateTime, nullable=True),
     Column("approved_at", UTCDateTime, nullable=True),
     Column("access_deadline", UTCDateTime, nullable=True),
@@ -504,6 +506,8 @@ grant_changes = Table(
     Column("resources", JSON, nullable=False),
     Column("access_level", String(16), nullable=False),
     Column("access_deadline", UTCDateTime, nullable=True),
+    # A grant scheduled to start later: followers allow nothing before it.
+    Column("access_starts_at", UTCDateTime, nullable=True),
 )
 
 feed_head = Table(

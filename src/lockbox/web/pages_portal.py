@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Final
 from urllib.parse import urlencode
 
@@ -36,6 +37,7 @@ from lockbox.service import cases, people, requests, tenants, users
 from lockbox.service.requests import RequestView
 from lockbox.web import navigation
 from lockbox.web.page import Page, PageRoute, SignedInPage
+from lockbox.web.rendering import resolve_zone
 
 router = APIRouter(route_class=PageRoute)
 
@@ -130,6 +132,7 @@ class RequestForm:
     access_level: str = AccessLevel.READ.value
     justification: str = ""
     category: str = "other"
+    starts_at: str = ""  # a datetime-local value, in the person's zone; empty: at approval
 
 
 #: What a request can say it is for, in the engineer's words (the customer's auto-approval
@@ -219,6 +222,11 @@ def _request_problems(
         problems["access_level"] = "Choose read, or read and write"
     if form.category not in {value for value, _label in CATEGORY_OPTIONS}:
         problems["category"] = "Choose what the access is for; “Other” if nothing fits"
+    if form.starts_at:
+        try:
+            datetime.fromisoformat(form.starts_at)
+        except ValueError:
+            problems["starts_at"] = "Enter a date and time such as 2026-12-05 22:00, or nothing"
     if not form.justification.strip():
         problems["justification"] = "Say why you need this access; the customer reads it"
     else:
@@ -235,7 +243,7 @@ def _submit_problem(exc: errors.ValidationError, numbered: list[tuple[int, str]]
     if name == "resources" and index is not None and index < len(numbered):
         return {"resources": f"Line {numbered[index][0]}: {detail(exc)}"}
     target = {"case_id": "case", "access_level": "access_level"}.get(name, name)
-    if target in {"case", "resources", "access_level", "justification", "category"}:
+    if target in {"case", "resources", "access_level", "justification", "category", "starts_at"}:
         return {target: sentence(exc)}
     return {"_form": sentence(exc)}
 
@@ -255,6 +263,14 @@ def _sent_message(case: SupportCase, by_id: Mapping[str, Tenant]) -> str:
     )
 
 
+def _start(value: str, page: SignedInPage) -> datetime | None:
+    """A ``datetime-local`` value read in the person's zone (the zone the page shows)."""
+    if not value:
+        return None
+    local = datetime.fromisoformat(value)
+    return local if local.tzinfo else local.replace(tzinfo=resolve_zone(page.tz))
+
+
 @router.post("/requests/new")
 async def new_request(page: SignedInPage) -> Response:
     require_section(page, "new-request", "support engineers")
@@ -265,6 +281,7 @@ async def new_request(page: SignedInPage) -> Response:
         access_level=text_of(data, "access_level"),
         justification=text_of(data, "justification"),
         category=text_of(data, "category") or "other",
+        starts_at=text_of(data, "starts_at").strip(),
     )
     mine = {c.id: c for c in _my_open_cases(page)}
     numbered = numbered_lines(form.resources)
@@ -281,6 +298,7 @@ async def new_request(page: SignedInPage) -> Response:
                 access_level=form.access_level,
                 justification=form.justification,
                 category=form.category,
+                starts_at=_start(form.starts_at, page),
             )
         except errors.ValidationError as exc:
             problems = _submit_problem(exc, numbered)

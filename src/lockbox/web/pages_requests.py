@@ -829,7 +829,8 @@ def grant_for(item: Item, now: datetime) -> Grant:
         and stage.key == stages[-1].key
         and len(r.stage_approvals(stage)) + 1 >= stage.required
     )
-    return Grant(window, now + window, last, number)
+    start = max(now, r.starts_at) if r.starts_at is not None else now
+    return Grant(window, start + window, last, number)
 
 
 @router.get("/requests/{request_id:request_id}/approve")
