@@ -166,3 +166,48 @@ def test_0002_stops_on_addresses_that_differ_only_in_case_then_carries_data_over
             )
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_requests_waiting_before_the_approval_workflow_migrations_keep_their_meaning(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A request waiting for its second of two approvals when the database was at 0006
+    (no stages, no stage on decisions, no delegation, no scheduled start…): after the
+    upgrade it has one stage of two approvals, the first one counts, and the second
+    approver approves it. The data is made at head, taken down to 0006 and back up."""
+    from alembic import command
+
+    from lockbox.clock import ManualClock
+    from lockbox.domain.lifecycle import State
+    from lockbox.service import requests as request_service
+    from lockbox.service.app import Lockbox
+    from lockbox.store import repositories as repo
+    from tests.conftest import make_world
+    from tests.integration.helpers import pending_approval, set_policy
+
+    db = _fresh(kind, tmp_path, request)
+    try:
+        upgrade(db)
+        clock = ManualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+        world = make_world(Lockbox(db, clock=clock), clock)
+        set_policy(world, required_approvals=2)
+        waiting = pending_approval(world)
+        request_service.decide_request(world.app, world.contoso_approver, waiting.id, approve=True)
+        command.downgrade(migrations_config(db), "0006")
+        assert current_revision(db) == "0006"
+        upgrade(db)
+        with db.engine.connect() as conn:
+            migrated = repo.get_request(conn, waiting.id)
+            tenant = repo.get_tenant(conn, "contoso")
+        assert migrated is not None and tenant is not None
+        assert migrated.stages == () and migrated.decisions[0].stage is None
+        assert [(s.required, s.key) for s in migrated.planned_stages()] == [(2, "approvers")]
+        assert tenant.policy.stages == () and tenant.policy.max_extensions == 2
+        assert migrated.category == "other" and migrated.starts_at is None
+        done = request_service.decide_request(
+            world.app, world.contoso_approver2, waiting.id, approve=True
+        )
+        assert done.state is State.APPROVED
+    finally:
+        db.dispose()
