@@ -350,3 +350,58 @@ def test_retiring_a_key_ends_its_tokens_at_once_in_online_mode(
     assert online_store.get(ALICE_PATH, fresh).status_code == 200
     # Token-only mode trusts its cached key set for at most its max_age (documented bound).
     assert token_store.app.state.verifier.max_age <= 60
+
+
+def test_a_ticket_closed_in_the_help_desk_ends_access_at_the_mail_store(
+    env: Env, online_store: MailStore
+) -> None:
+    """The help desk opens the case and, when its ticket closes, closes it through a signed
+    event to the running server: the engineer's access ends at once at the mail store."""
+    from datetime import UTC, datetime
+
+    from lockbox.sdk.webhooks import sign
+    from lockbox.service import helpdesk
+
+    created = helpdesk.create_integration(env.lockbox, env.admin, name="Zendesk e2e")
+    path = f"/v1/integrations/{created.row.id}/events"
+
+    def deliver(kind: str, msg_id: str) -> dict[str, Any]:
+        ticket = {
+            "id": "ZD-77",
+            "title": "Alice's mailbox does not sync",
+            "tenant": "contoso",
+            "engineer": "erin@provider.test",
+            "updated_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        body = json.dumps({"type": kind, "ticket": ticket}).encode()
+        stamp = int(datetime.now(UTC).timestamp())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": sign(created.secret, msg_id, stamp, body),
+        }
+        with httpx.Client(base_url=env.url, timeout=10) as client:
+            answer = client.post(path, content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+    opened = deliver("ticket.opened", "msg_e2e_open")
+    case_id = opened["case_id"]
+    req = requests.submit_request(
+        env.lockbox,
+        env.engineer,
+        tenant="contoso",
+        case_id=case_id,
+        resources=[ALICE],
+        access_level="read",
+        justification="Ticket ZD-77",
+    )
+    approve(env, req)
+    token = token_for(env, req.id)
+    assert online_store.get(ALICE_PATH, token).status_code == 200
+    assert deliver("ticket.closed", "msg_e2e_close")["case_id"] == case_id
+    refused = online_store.get(ALICE_PATH, token)
+    assert (refused.status_code, reason(refused)) == (403, "closed")
+    assert deliver("ticket.closed", "msg_e2e_close")["outcome"] == "duplicate"  # a replay

@@ -270,7 +270,36 @@ def _policy_page(
         approvals_bounds=REQUIRED_APPROVALS_BOUNDS,
         described={name: _describe(name, tenant.policy) for name in _FORM_FIELD},
         reminder_percent=_percent(tenant.policy.reminder_fraction),
+        stage_lines=_stage_lines(page, tenant.policy),
     )
+
+
+def _stage_lines(page: Page, policy: LockboxPolicy) -> list[str]:
+    """The policy's approval stages (and their groups, by name) as sentences."""
+    if not policy.stages:
+        return []
+    names = people.resolve(page.app, [m for _g, members in policy.groups for m in members])
+    groups = {
+        name: ", ".join(names[m].display_name if m in names else m for m in members) or "nobody"
+        for name, members in policy.groups
+    }
+    role_words = {"approver": "an approver", "tenant_admin": "a tenant admin"}
+    lines = []
+    for stage in policy.stages:
+        who = [role_words[r.value] for r in sorted(stage.roles) if r.value in role_words]
+        if stage.group is not None:
+            who.append(f"a member of “{stage.group}” ({groups.get(stage.group, 'nobody')})")
+        count = "1 approval" if stage.required == 1 else f"{stage.required} approvals"
+        when = []
+        if stage.condition.access_level is not None:
+            when.append(f"for {stage.condition.access_level.value} access")
+        if stage.condition.resources:
+            when.append("for " + ", ".join(stage.condition.resources))
+        lines.append(
+            f"{stage.name}: {count} by {' or '.join(who)}"
+            + (f", only {' and '.join(when)}" if when else ", for every request")
+        )
+    return lines
 
 
 @router.get("/policy")
