@@ -207,6 +207,7 @@ OMAR, OMAR_EMAIL = "usr_omar", "omar@provider.test"
 CONTOSO, FABRIKAM = ("ten_contoso", "contoso"), ("ten_fabrikam", "fabrikam")
 ALICE, BOB = MAILBOX, "exchange/mailbox/bob@contoso.com"
 CAROL = "exchange/mailbox/carol@contoso.com"
+SAM, SAM_EMAIL = "usr_sam", "sam@provider.test"
 
 
 def _grant(
@@ -216,20 +217,21 @@ def _grant(
     resources: list[str],
     level: str,
     deadline: str | None,
+    starts: str | None = None,
 ) -> dict[str, Any]:
-    return {
-        "kind": "grant",
-        "data": {
-            "request_id": request_id,
-            "tenant_id": tenant[0],
-            "tenant": tenant[1],
-            "engineer_id": engineer[0],
-            "engineer_email": engineer[1],
-            "resources": resources,
-            "access_level": level,
-            "access_deadline": deadline,
-        },
+    data: dict[str, Any] = {
+        "request_id": request_id,
+        "tenant_id": tenant[0],
+        "tenant": tenant[1],
+        "engineer_id": engineer[0],
+        "engineer_email": engineer[1],
+        "resources": resources,
+        "access_level": level,
+        "access_deadline": deadline,
     }
+    if starts is not None:
+        data["access_starts_at"] = starts
+    return {"kind": "grant", "data": data}
 
 
 def _end(request_id: str, reason: str) -> dict[str, Any]:
@@ -291,6 +293,15 @@ def decisions() -> dict[str, Any]:
         ),
         _end("req_revoked", "revoked"),
         _end("req_never_seen", "expired"),
+        _grant(
+            "req_planned",
+            (SAM, SAM_EMAIL),
+            CONTOSO,
+            [ALICE],
+            "read",
+            "2026-01-07T02:00:00Z",
+            starts="2026-01-06T22:00:00Z",
+        ),
     ]
     cases = [
         _ask("by id", ERIN, "contoso", ALICE, "read", True, "approved", granted_by="req_alice"),
@@ -523,6 +534,26 @@ def decisions() -> dict[str, Any]:
             "level_too_low",
         ),
         _ask("unknown action", ERIN, "contoso", ALICE, "delete", False, "level_too_low"),
+        _ask(
+            "a scheduled start that has not come yet",
+            SAM,
+            "contoso",
+            ALICE,
+            "read",
+            False,
+            "not_started",
+        ),
+        _ask(
+            "at the scheduled start",
+            SAM,
+            "contoso",
+            ALICE,
+            "read",
+            True,
+            "approved",
+            now="2026-01-06T22:00:00Z",
+            granted_by="req_planned",
+        ),
     ]
     return {
         "format": FORMAT,
@@ -536,7 +567,9 @@ def decisions() -> dict[str, Any]:
             "in the order level_too_low, out_of_scope, expired. With a request_id: that grant "
             "only; unknown -> the reason it ended, else no_request; not this engineer's or "
             "tenant's -> no_request. For one grant: now >= access_deadline -> expired; "
-            "resource not covered -> out_of_scope; level does not allow the action (or either "
+            "now < access_starts_at (a scheduled start, when the event has one) -> "
+            "not_started; resource not covered -> out_of_scope; level does not allow the "
+            "action (or either "
             "is unknown) -> level_too_low; else approved. Times are RFC 3339 UTC. "
             "'expected.request_id' is the approving grant (null when refused)."
         ),
