@@ -140,3 +140,11 @@ def test_who_can_delegate_to_whom(world: World) -> None:
         delegations.revoke_delegation(app, world.fabrikam_admin, made.id)
     assert [d.id for d in delegations.list_delegations(app, world.contoso_approver)] == [made.id]
     assert [d.id for d in delegations.list_delegations(app, world.contoso_admin)] == [made.id]
+    other = world.user("olga@contoso.test", ["approver"], "contoso")
+    with pytest.raises(PermissionDenied, match="its two people or a tenant admin"):
+        delegations.revoke_delegation(app, other, made.id)
+    ended = delegations.revoke_delegation(app, world.contoso_admin, made.id)
+    again = delegations.revoke_delegation(app, world.contoso_approver, made.id)
+    assert again.revoked_at == ended.revoked_at and again.revoked_by == world.contoso_admin.id
+    revoked = [r for r in records(app, world.contoso) if r.operation == "delegation.revoked"]
+    assert len(revoked) == 1

@@ -44,7 +44,6 @@ from lockbox.domain.errors import (
     SeparationOfDuties,
 )
 from lockbox.domain.request import AccessRequest, Narrowing
-from lockbox.domain.resources import AccessLevel
 from lockbox.service import people, requests, views
 from lockbox.service.app import Lockbox
 
@@ -225,23 +224,14 @@ def decide_request(
             approve=body.decision == "approve",
             comment=body.comment,
             expected_version=expected,
-            narrow=_narrowing(body),
+            narrow=Narrowing.of(
+                resources=body.resources,
+                access_level=body.access_level,
+                access_window_seconds=body.access_window_seconds,
+            ),
         ),
     )
     return _written(lockbox, done, response)
-
-
-def _narrowing(body: DecideBody) -> Narrowing | None:
-    """What the approver grants, when less than asked (None: as asked)."""
-    if body.resources is None and body.access_level is None and body.access_window_seconds is None:
-        return None
-    return Narrowing(
-        resources=None if body.resources is None else tuple(body.resources),
-        access_level=None if body.access_level is None else AccessLevel(body.access_level),
-        access_window=None
-        if body.access_window_seconds is None
-        else timedelta(seconds=body.access_window_seconds),
-    )
 
 
 @router.post(

@@ -14,7 +14,6 @@ from typing import Any, Protocol
 from lockbox.clock import Clock, SystemClock
 from lockbox.domain.instants import format_instant
 from lockbox.domain.request import AccessRequest, Narrowing
-from lockbox.domain.resources import AccessLevel
 from lockbox.domain.roles import Principal
 from lockbox.service import (
     audit,
@@ -283,15 +282,12 @@ class LocalBackend:
     def decide_request(
         self, request_id: str, approve: bool, comment: str | None, grant: JSON | None = None
     ) -> JSON:
-        narrow = None
-        if grant:
-            resources, level = grant.get("resources"), grant.get("access_level")
-            window = grant.get("access_window_seconds")
-            narrow = Narrowing(
-                resources=None if resources is None else tuple(resources),
-                access_level=None if level is None else AccessLevel(level),
-                access_window=None if window is None else timedelta(seconds=window),
-            )
+        grant = grant or {}
+        narrow = Narrowing.of(
+            resources=grant.get("resources"),
+            access_level=grant.get("access_level"),
+            access_window_seconds=grant.get("access_window_seconds"),
+        )
         done = requests.decide_request(
             self.app, self.actor, request_id, approve=approve, comment=comment, narrow=narrow
         )

@@ -159,6 +159,26 @@ class Narrowing:
     access_level: AccessLevel | None = None
     access_window: timedelta | None = None
 
+    @classmethod
+    def of(
+        cls,
+        *,
+        resources: Sequence[str] | None = None,
+        access_level: str | None = None,
+        access_window_seconds: int | None = None,
+    ) -> Narrowing | None:
+        """From what an adapter received (API body, CLI options, form); None: as asked.
+        Only the shapes are read here: :func:`decide` checks it grants no more."""
+        if resources is None and access_level is None and access_window_seconds is None:
+            return None
+        return cls(
+            resources=None if resources is None else tuple(resources),
+            access_level=None if access_level is None else _parse_level(access_level),
+            access_window=None
+            if access_window_seconds is None
+            else timedelta(seconds=access_window_seconds),
+        )
+
 
 @dataclass(frozen=True)
 class AccessRequest:
@@ -530,21 +550,15 @@ def decide(
         return _finish(
             with_decision, event, State.DENIED, actor, now, note, stage=stage.key, **acting
         )
-    progress: dict[str, Any] = {
-        **acting,
-        "stage": stage.key,
-        "stage_approvals": len(with_decision.stage_approvals(stage)),
-        "stage_required": stage.required,
-        "approvals": len(with_decision.approvals()),
-        "required_approvals": request.required_approvals,
-    }
+    following = with_decision.current_stage()
+    progress = _progress(stage, with_decision.stage_approvals(stage), following, for_whom)
+    progress.update(
+        approvals=len(with_decision.approvals()), required_approvals=request.required_approvals
+    )
     if narrow is not None:
         with_decision, granted = _narrowed(with_decision, narrow, policy)
         progress.update(granted)
-    following = with_decision.current_stage()
     if following is not None:
-        if following.key != stage.key:
-            progress["next_stage"] = following.key
         return _change(request, with_decision, event, actor, now, note, **progress)
     window = policy.access_window
     if with_decision.access_window is not None:
@@ -565,6 +579,26 @@ def decide(
         **progress,
         access_deadline=_iso(approved.access_deadline),
     )
+
+
+def _progress(
+    stage: PlannedStage,
+    counted: tuple[Decision, ...],
+    following: PlannedStage | None,
+    for_whom: str | None,
+) -> dict[str, Any]:
+    """The audit details of one approval: its stage, how far that stage is, the stage that
+    waits next (when another one), and for whom it was made (a delegation)."""
+    progress: dict[str, Any] = {
+        "stage": stage.key,
+        "stage_approvals": len(counted),
+        "stage_required": stage.required,
+    }
+    if for_whom:
+        progress["on_behalf_of"] = for_whom
+    if following is not None and following.key != stage.key:
+        progress["next_stage"] = following.key
+    return progress
 
 
 def _admit(
@@ -785,17 +819,10 @@ def decide_extension(
         on_behalf_of=for_whom,
     )
     counted = replace(extension, approvals=(*extension.approvals, decision))
-    progress: dict[str, Any] = {
-        **acting,
-        "stage": stage.key,
-        "stage_approvals": len(counted.stage_approvals(stage)),
-        "stage_required": stage.required,
-        "by_seconds": int(extension.by.total_seconds()),
-    }
     following = counted.current_stage()
+    progress = _progress(stage, counted.stage_approvals(stage), following, for_whom)
+    progress["by_seconds"] = int(extension.by.total_seconds())
     if following is not None:
-        if following.key != stage.key:
-            progress["next_stage"] = following.key
         return _change(
             request, replace(request, extension=counted), event, actor, now, note, **progress
         )

@@ -9,6 +9,7 @@ and :mod:`lockbox.service.approvers` asks delegates along with the people they s
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -108,15 +109,15 @@ def revoke_delegation(app: Lockbox, actor: Principal, delegation_id: str) -> Del
             raise PermissionDenied("only its two people or a tenant admin can end a delegation")
         if found.revoked_at is not None or found.ends_at <= tx.now:
             return found
-        store.revoke(tx.conn, found.id, tx.now, actor.id)
+        if not store.revoke(tx.conn, found.id, tx.now, actor.id):
+            return present(store.get_delegation(tx.conn, found.id), "the delegation")  # raced
         tx.audit(
             tenant_id=found.tenant_id,
             actor=actor,
             operation="delegation.revoked",
             details=_details(found),
         )
-        revoked = present(store.get_delegation(tx.conn, found.id), "the revoked delegation")
-    return revoked
+    return replace(found, revoked_at=tx.now, revoked_by=actor.id)
 
 
 def delegators_of(tx: Tx, actor: Principal) -> list[Delegator]:

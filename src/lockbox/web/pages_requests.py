@@ -855,25 +855,21 @@ def _window_choices(longest: timedelta) -> list[tuple[str, str]]:
     ]
 
 
-def _narrowing(form: FormData, item: Item) -> Narrowing | None:
-    """What the approver chose to grant, when less than asked (None: as asked)."""
-    r = item.request
-    chosen = tuple(str(v) for v in form.getlist("resources"))
-    resources = None
-    if len(r.resources) > 1:
-        if not chosen:
-            raise errors.ValidationError("resources", "choose at least one resource to grant")
-        resources = chosen if set(chosen) != set(r.resources) else None
-    level = AccessLevel.READ if form.get("read_only") == "on" else None
+def _narrowing(form: FormData) -> Narrowing | None:
+    """What the approver chose to grant (None: as asked). The resource boxes are sent only
+    when the page offered a choice (``resources_offered``); ticking all of them is "as
+    asked", which the domain treats as no narrowing."""
+    chosen = [str(v) for v in form.getlist("resources")]
+    if form.get("resources_offered") == "1" and not chosen:
+        raise errors.ValidationError("resources", "choose at least one resource to grant")
     raw = str(form.get("window") or "")
-    window = None
-    if raw:
-        if not raw.isdigit():
-            raise errors.ValidationError("window", "choose how long from the list")
-        window = timedelta(seconds=int(raw))
-    if resources is None and level is None and window is None:
-        return None
-    return Narrowing(resources=resources, access_level=level, access_window=window)
+    if raw and not raw.isdigit():
+        raise errors.ValidationError("window", "choose how long from the list")
+    return Narrowing.of(
+        resources=chosen or None,
+        access_level="read" if form.get("read_only") == "on" else None,
+        access_window_seconds=int(raw) if raw else None,
+    )
 
 
 def _approve_page(page: Page, item: Item, *, status: int = 200, **extra: Any) -> Response:
@@ -907,7 +903,7 @@ async def approve(request_id: str, page: SignedInPage) -> Response:
     form = await page.form()
     comment, version = _comment(form), _version(form)
     try:
-        narrow = _narrowing(form, load_item(page, request_id))
+        narrow = _narrowing(form)
         done = requests.decide_request(
             page.app,
             page.actor,
