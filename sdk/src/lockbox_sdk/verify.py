@@ -198,7 +198,7 @@ def _instant(value: Any) -> datetime:
 
 def _access_claims(**values: Any) -> AccessClaims:
     """``AccessClaims(**values)`` without the frozen dataclass's ``__init__`` (one
-    ``object.__setattr__`` per field, a tenth of a verification's own cost): every field
+    ``object.__setattr__`` per field, on the path of every verification): every field
     is given, there is no ``__post_init__``, and the result compares equal."""
     claims: AccessClaims = object.__new__(AccessClaims)
     claims.__dict__.update(values)

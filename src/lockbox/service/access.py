@@ -359,8 +359,8 @@ def check_bearer(
     kid: str | None = None,
 ) -> CheckResult:
     """:func:`check` for the caller holding API token ``secret``, authenticated in the same
-    read transaction: the online check is the hottest call there is, and one
-    transaction instead of two is a fifth of its cost."""
+    read transaction: the online check is the hottest call there is, so it pays for one
+    transaction, not two (the statements are pinned in test_statement_counts)."""
     question = _question(engineer, tenant, resource, action, request_id, kid)
     with app.read() as tx:
         actor, touch = tokens.authenticate_in(tx, secret)
