@@ -224,3 +224,19 @@ def test_cli_audit_verify_exit_codes(world: World, chain: list[AuditRecord]) -> 
     assert reports[world.contoso]["ok"] is False
     assert reports[world.contoso]["broken_seq"] == target.seq
     assert reports[world.contoso]["broken_id"] == target.id
+
+
+def test_details_respelled_in_the_database_are_a_change(
+    world: World, chain: list[AuditRecord]
+) -> None:
+    """The stored text is what was hashed: the same value spelled differently (spaces, key
+    order, escapes) is a rewrite of the row, and verification says so."""
+    target = next(r for r in chain if len(r.details) > 1)
+    respelled = json.dumps(target.details, sort_keys=False, ensure_ascii=True, indent=1)
+    tamper(
+        world.app, lambda c: c.execute(update(ev).where(_where(target)).values(details=respelled))
+    )
+    found = report(world.app, world.contoso)
+    assert not found.ok
+    assert (found.broken_seq, found.broken_id) == (target.seq, target.id)
+    assert "changed" in (found.problem or "")

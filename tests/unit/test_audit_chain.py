@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from lockbox.domain.audit import GENESIS_HASH, AuditRecord, canonical_bytes, verify_chain
+from lockbox.domain.audit import (
+    GENESIS_HASH,
+    AuditRecord,
+    StoredRecord,
+    canonical_bytes,
+    canonical_json,
+    verify_chain,
+)
 
 T = "ten_contoso"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -166,3 +176,57 @@ def test_foreign_tenant_record_detected() -> None:
     assert not report.ok
     assert report.broken_seq == 4
     assert "another tenant" in (report.problem or "")
+
+
+_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12)
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(
+    texts=st.tuples(_text, _text, _text, _text, _text),
+    request_id=st.none() | _text,
+    seq=st.integers(min_value=1, max_value=2**53),
+    at=st.datetimes(min_value=datetime(2000, 1, 1), timezones=st.just(UTC)),
+    details=st.dictionaries(_text, _json, max_size=4),
+)
+def test_the_spelled_out_encoding_is_the_canonical_json_of_the_record(
+    texts: tuple[str, str, str, str, str],
+    request_id: str | None,
+    seq: int,
+    at: datetime,
+    details: dict[str, object],
+) -> None:
+    """Hashing spells a record out field by field (fast); it must be byte for byte the
+    canonical JSON of the record's body, and a stored record must hash like the record."""
+    rid, tenant, actor, kind, op = texts
+    rec = AuditRecord(rid, tenant, seq, at, actor, kind, op, request_id, details).hashed()
+    body = rec.as_dict()
+    del body["hash"]
+    body["v"] = 1
+    assert canonical_bytes(rec) == canonical_json(body)
+    stored = StoredRecord(
+        rid, tenant, seq, body["at"], actor, kind, op, request_id,
+        canonical_json(details).decode("utf-8"), rec.prev_hash, rec.hash,
+    )  # fmt: skip
+    assert stored.content_hash() == rec.hash
+
+
+def test_a_stored_record_is_hashed_as_its_details_are_spelled() -> None:
+    rec = build(1)[0]
+    spelled = canonical_json(rec.details).decode("utf-8")
+    stored = StoredRecord(
+        rec.id, rec.tenant_id, rec.seq, rec.as_dict()["at"], rec.actor_id, rec.actor_kind,
+        rec.operation, rec.request_id, spelled, rec.prev_hash, rec.hash,
+    )  # fmt: skip
+    assert verify_chain(T, [stored], head=(1, rec.hash)).ok
+    respelled = stored._replace(details=spelled.replace(",", ", "))
+    assert json.loads(respelled.details) == rec.details
+    assert not verify_chain(T, [respelled], head=(1, rec.hash)).ok

@@ -20,7 +20,8 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from json.encoder import encode_basestring
+from typing import Any, NamedTuple, Protocol
 
 from lockbox.domain.instants import format_instant
 
@@ -51,6 +52,9 @@ class AuditRecord:
     def hashed(self) -> AuditRecord:
         """A copy with :attr:`hash` computed from the other fields."""
         return _replace_hash(self, compute_hash(self))
+
+    def content_hash(self) -> str:
+        return compute_hash(self)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -93,9 +97,47 @@ def canonical_json(value: Any) -> bytes:
 def canonical_bytes(record: AuditRecord) -> bytes:
     """The exact bytes that are hashed (everything except the hash itself)."""
     body = record.as_dict()
-    del body["hash"]
-    body["v"] = CHAIN_VERSION
-    return canonical_json(body)
+    return _canonical_record(
+        record.id,
+        record.tenant_id,
+        record.seq,
+        body["at"],
+        record.actor_id,
+        record.actor_kind,
+        record.operation,
+        record.request_id,
+        canonical_json(record.details).decode("utf-8"),
+        record.prev_hash,
+    )
+
+
+def _canonical_record(
+    id: str,
+    tenant_id: str,
+    seq: int,
+    at: str,
+    actor_id: str,
+    actor_kind: str,
+    operation: str,
+    request_id: str | None,
+    details: str,
+    prev_hash: str,
+) -> bytes:
+    """:func:`canonical_json` of a record's body, spelled out field by field.
+
+    Verification hashes every record of a chain, so this skips building a dict and
+    sorting its keys: the keys below are already in code-point order and each text
+    is escaped by the encoder :func:`canonical_json` itself uses. ``details`` is
+    already canonical JSON. A property test holds the two spellings equal.
+    """
+    rid = "null" if request_id is None else encode_basestring(request_id)
+    return (
+        f'{{"actor_id":{encode_basestring(actor_id)},"actor_kind":{encode_basestring(actor_kind)}'
+        f',"at":{encode_basestring(at)},"details":{details},"id":{encode_basestring(id)}'
+        f',"operation":{encode_basestring(operation)},"prev_hash":{encode_basestring(prev_hash)}'
+        f',"request_id":{rid},"seq":{seq},"tenant_id":{encode_basestring(tenant_id)}'
+        f',"v":{CHAIN_VERSION}}}'
+    ).encode()
 
 
 def record_from_dict(data: dict[str, Any]) -> AuditRecord:
@@ -165,6 +207,63 @@ def compute_hash(record: AuditRecord) -> str:
     return hashlib.sha256(canonical_bytes(record)).hexdigest()
 
 
+class StoredRecord(NamedTuple):
+    """A record exactly as the database holds it, for verification only.
+
+    Its details stay the stored text, which is the canonical encoding that was
+    hashed when the record was appended: verifying a chain then hashes what is
+    stored without decoding and re-encoding every record, and a stored text that
+    was rewritten, even into an equivalent spelling, no longer matches its hash.
+    (A named tuple: a million of them are built per verification, and a tuple is the
+    cheapest immutable record to build.)
+    """
+
+    id: str
+    tenant_id: str
+    seq: int
+    at: str
+    actor_id: str
+    actor_kind: str
+    operation: str
+    request_id: str | None
+    details: str
+    prev_hash: str
+    hash: str
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(
+            _canonical_record(
+                self.id,
+                self.tenant_id,
+                self.seq,
+                self.at,
+                self.actor_id,
+                self.actor_kind,
+                self.operation,
+                self.request_id,
+                self.details,
+                self.prev_hash,
+            )
+        ).hexdigest()
+
+
+class Chained(Protocol):
+    """What :func:`verify_chain` reads of a record (an :class:`AuditRecord` or a
+    :class:`StoredRecord`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def prev_hash(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
+    def content_hash(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class ChainReport:
     tenant_id: str
@@ -218,7 +317,7 @@ def head_mismatch(count: int, label: str, head_seq: int) -> str:
 
 def verify_chain(
     tenant_id: str,
-    records: Iterable[AuditRecord],
+    records: Iterable[Chained],
     *,
     head: tuple[int, str] | None,
     anchors: Sequence[Anchor] = (),
@@ -259,7 +358,7 @@ def verify_chain(
             return fail(
                 "previous-hash link does not match the record before it", record.seq, record.id
             )
-        if compute_hash(record) != record.hash:
+        if record.content_hash() != record.hash:
             return fail("content does not match its hash (record changed)", record.seq, record.id)
         for anchor in pinned.get(record.seq, ()):
             if anchor.hash != record.hash:

@@ -33,7 +33,11 @@ def format_instant(value: datetime) -> str:
     UTC, always microseconds, ``Z``: two renderings of the same instant are the same
     string, so times compare as text and hash identically in the audit chain.
     """
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat is the C spelling of "%Y-%m-%dT%H:%M:%S.%f" (several times faster than
+    # strftime, which matters when a chain of a million records is verified).
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def format_optional(value: datetime | None) -> str | None:

@@ -151,7 +151,7 @@ def verify(app: Lockbox, actor: Principal, tenant: str | None = None) -> list[Ch
             reports.append(
                 verify_chain(
                     tenant_id,
-                    repo.iter_audit(tx.conn, tenant_id),
+                    repo.iter_stored_audit(tx.conn, tenant_id),
                     head=repo.audit_head(tx.conn, tenant_id),
                 )
             )

@@ -195,7 +195,7 @@ def verify_with_checkpoints(
         held = open_held(documents, keys, chain)
         report = verify_chain(
             chain,
-            repo.iter_audit(tx.conn, chain),
+            repo.iter_stored_audit(tx.conn, chain),
             head=repo.audit_head(tx.conn, chain),
             anchors=[cp.anchor() for cp in held],
         )

@@ -16,11 +16,22 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
-from lockbox.domain.audit import GENESIS_HASH, AuditRecord
+from lockbox.domain.audit import GENESIS_HASH, AuditRecord, StoredRecord
 from lockbox.domain.case import CaseStatus, SupportCase
 from lockbox.domain.errors import Conflict, ValidationError
 from lockbox.domain.lifecycle import DEADLINES, OPEN_STATES, State
@@ -918,6 +929,47 @@ def iter_audit(conn: Connection, tenant_id: str, batch: int = 1000) -> Iterator[
         if len(page) < batch:
             return
         after = page[-1].seq
+
+
+_STORED_AUDIT = (
+    select(
+        t.audit_events.c.id,
+        t.audit_events.c.tenant_id,
+        t.audit_events.c.seq,
+        type_coerce(t.audit_events.c.at, String),
+        t.audit_events.c.actor_id,
+        t.audit_events.c.actor_kind,
+        t.audit_events.c.operation,
+        t.audit_events.c.request_id,
+        t.audit_events.c.details,
+        t.audit_events.c.prev_hash,
+        t.audit_events.c.hash,
+    )
+    .where(
+        t.audit_events.c.tenant_id == bindparam("tenant_id"),
+        t.audit_events.c.seq > bindparam("after"),
+    )
+    .order_by(t.audit_events.c.seq)
+    .limit(bindparam("batch"))
+)
+
+
+def iter_stored_audit(
+    conn: Connection, tenant_id: str, batch: int = 5000
+) -> Iterator[StoredRecord]:
+    """Every record of a tenant in sequence order as stored (details as their text), for
+    verification: nothing is decoded, so a long chain verifies at the speed of hashing."""
+    after = 0
+    while True:
+        rows = conn.execute(
+            _STORED_AUDIT, {"tenant_id": tenant_id, "after": after, "batch": batch}
+        ).all()
+        at = t.stored_instant_text
+        for i, tid, seq, when, actor, kind, op, rid, details, prev, digest in rows:
+            yield StoredRecord(i, tid, seq, at(when), actor, kind, op, rid, details, prev, digest)
+        if len(rows) < batch:
+            return
+        after = rows[-1][2]
 
 
 def audit_head(conn: Connection, tenant_id: str) -> tuple[int, str] | None:

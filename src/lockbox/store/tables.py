@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+from lockbox.domain.instants import format_instant
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -59,6 +61,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         if not isinstance(value, datetime):
             raise TypeError(f"the database returned {type(value).__name__} for a time")
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def stored_instant_text(raw: object) -> str:
+    """:func:`~lockbox.domain.instants.format_instant` of a :class:`UTCDateTime` column read
+    without its type (``type_coerce(column, String)``), for reads of millions of rows.
+
+    SQLite holds the UTC time as ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLAlchemy always
+    writes the microseconds), which is the canonical spelling but for two characters;
+    anything else, and PostgreSQL's aware datetimes, go the long way.
+    """
+    if isinstance(raw, str):
+        if len(raw) == 26 and raw[10] == " " and raw[19] == ".":
+            return f"{raw[:10]}T{raw[11:]}Z"
+        raw = datetime.fromisoformat(raw)
+    if not isinstance(raw, datetime):
+        raise TypeError(f"the database returned {type(raw).__name__} for a time")
+    return format_instant(raw if raw.tzinfo is not None else raw.replace(tzinfo=UTC))
 
 
 ID = String(40)
