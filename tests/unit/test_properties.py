@@ -329,9 +329,43 @@ class Machine(RuleBasedStateMachine):
             )
             with pytest.raises(NotFound):
                 requests.get_request(self.app, self.p[foreign], rid, history=False)
+        self.check_listing_by_state(stored, now)
         for slug, other in (("contoso", "fabrikam_approver"), ("fabrikam", "contoso_approver")):
             seen = requests.list_requests(self.app, self.p[other], limit=200).items
             assert all(v.request.tenant_id != self.tenant_of[slug] for v in seen)
+
+    def check_listing_by_state(self, stored: dict[str, AccessRequest], now: Any) -> None:
+        """A tenant's list filtered by (effective) states, walked page by page with small
+        pages, is exactly its requests in those states, newest first, each once: the
+        listing merges one index range per stored state."""
+        subsets = [
+            *[(s,) for s in State],
+            (State.PENDING_REVIEW, State.PENDING_APPROVAL),
+            (State.EXPIRED, State.ACCESS_ENDED, State.APPROVED, State.EXPIRED),
+        ]
+        viewer = self.p["contoso_admin"]
+        tenant_id = self.tenant_of["contoso"]
+        for subset in subsets:
+            expected = sorted(
+                (
+                    r
+                    for r in stored.values()
+                    if r.tenant_id == tenant_id and r.effective_state(now) in subset
+                ),
+                key=lambda r: (r.created_at, r.id),
+                reverse=True,
+            )
+            walked: list[str] = []
+            cursor = None
+            for _ in range(len(expected) + 2):
+                page = requests.list_requests(
+                    self.app, viewer, states=[s.value for s in subset], limit=2, cursor=cursor
+                )
+                walked += [v.request.id for v in page.items]
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+            assert walked == [r.id for r in expected], subset
 
     def check_bounded_access(
         self, req: AccessRequest, history: list[Any], customers: dict[str, str | None], now: Any

@@ -14,10 +14,12 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Integer,
     String,
     and_,
     bindparam,
@@ -26,10 +28,12 @@ from sqlalchemy import (
     or_,
     select,
     type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Select
 
 from lockbox.domain.audit import GENESIS_HASH, AuditRecord, StoredRecord
 from lockbox.domain.case import CaseStatus, SupportCase
@@ -663,11 +667,19 @@ def _due(state: State, now: datetime | Any) -> ColumnElement[bool]:
 def effective_state_clause(state: State, now: datetime | Any) -> ColumnElement[bool]:
     """SQL for "reads as ``state`` at ``now``": ``AccessRequest.effective_state`` in SQL,
     both built from :data:`~lockbox.domain.lifecycle.DEADLINES`."""
+    return or_(*_stored_as(state, now))
+
+
+def _stored_as(state: State, now: datetime | Any) -> list[ColumnElement[bool]]:
+    """:func:`effective_state_clause` as its branches, each on one stored state: a listing
+    reads each branch as its own range of the ``(tenant_id, state, created_at)`` index."""
     c = t.access_requests.c
     if state in DEADLINES:  # stored so, and its deadline not passed yet
-        return and_(c.state == state.value, c[DEADLINES[state][0]] > now)
+        branches = [and_(c.state == state.value, c[DEADLINES[state][0]] > now)]
+    else:
+        branches = [c.state == state.value]
     reached_by_deadline = [_due(s, now) for s, (_, ends) in DEADLINES.items() if ends is state]
-    return or_(c.state == state.value, *reached_by_deadline)
+    return branches + reached_by_deadline
 
 
 @dataclass(frozen=True)
@@ -723,37 +735,97 @@ def list_requests(
     decisions_too: bool = True,
 ) -> tuple[list[AccessRequest], str | None]:
     """Newest first, ``limit`` at a time; the returned cursor continues after the last one."""
-    c = t.access_requests.c
-    query = select(t.access_requests)
-    if flt.tenant_id is not None:
-        query = query.where(c.tenant_id == flt.tenant_id)
-    if flt.states:
-        query = query.where(or_(*(effective_state_clause(s, now) for s in flt.states)))
-    if flt.requester_id is not None:
-        query = query.where(c.requester_id == flt.requester_id)
-    if flt.case_id is not None:
-        query = query.where(c.case_id == flt.case_id)
-    if flt.extension_pending:
-        query = query.where(c.extension.is_not(None))
-    if flt.created_after is not None:
-        query = query.where(c.created_at >= flt.created_after)
-    if flt.created_before is not None:
-        query = query.where(c.created_at < flt.created_before)
+    params: dict[str, Any] = {
+        "now": now,
+        "limit": limit + 1,
+        "tenant_id": flt.tenant_id,
+        "requester_id": flt.requester_id,
+        "case_id": flt.case_id,
+        "created_after": flt.created_after,
+        "created_before": flt.created_before,
+    }
     if cursor:
-        created_text, last_id = decode_cursor(cursor, 2)
-        created = cursor_time(created_text)
-        # "(created_at, id) before the cursor", written with a plain upper bound on
-        # created_at that both databases use as an index range (an OR alone makes SQLite
-        # scan from the newest row on every page).
-        query = query.where(c.created_at <= created, or_(c.created_at < created, c.id < last_id))
-    query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
-    rows = list(conn.execute(query).mappings())
+        created_text, params["cursor_id"] = decode_cursor(cursor, 2)
+        params["cursor_at"] = cursor_time(created_text)
+    query = _listing(
+        tuple(dict.fromkeys(flt.states)),
+        tenant=flt.tenant_id is not None,
+        requester=flt.requester_id is not None,
+        case=flt.case_id is not None,
+        extension=flt.extension_pending,
+        after=flt.created_after is not None,
+        before=flt.created_before is not None,
+        cursor=bool(cursor),
+    )
+    rows = list(conn.execute(query, params).mappings())
     page = _requests(conn, rows[:limit], decisions_too=decisions_too)
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
         next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
     return page, next_cursor
+
+
+@lru_cache(maxsize=512)
+def _listing(
+    states: tuple[State, ...],
+    *,
+    tenant: bool,
+    requester: bool,
+    case: bool,
+    extension: bool,
+    after: bool,
+    before: bool,
+    cursor: bool,
+) -> Select[Any]:
+    """The statement of one shape of :func:`list_requests`, values as bound parameters.
+
+    Built once per shape: a listing page is otherwise dominated by SQLAlchemy building
+    and keying a fresh statement (a tenant's pending requests are several subqueries).
+    """
+    c = t.access_requests.c
+    when = t.UTCDateTime()
+    query = select(t.access_requests)
+    if tenant:
+        query = query.where(c.tenant_id == bindparam("tenant_id"))
+    if requester:
+        query = query.where(c.requester_id == bindparam("requester_id"))
+    if case:
+        query = query.where(c.case_id == bindparam("case_id"))
+    if extension:
+        query = query.where(c.extension.is_not(None))
+    if after:
+        query = query.where(c.created_at >= bindparam("created_after", type_=when))
+    if before:
+        query = query.where(c.created_at < bindparam("created_before", type_=when))
+    if cursor:
+        # "(created_at, id) before the cursor", written with a plain upper bound on
+        # created_at that both databases use as an index range (an OR alone makes SQLite
+        # scan from the newest row on every page).
+        at = bindparam("cursor_at", type_=when)
+        query = query.where(
+            c.created_at <= at, or_(c.created_at < at, c.id < bindparam("cursor_id"))
+        )
+    now = bindparam("now", type_=when)
+    limit = bindparam("limit", type_=Integer)
+    newest = (c.created_at.desc(), c.id.desc())
+    branches = [b for state in states for b in _stored_as(state, now)]
+    if not (tenant and branches):
+        if branches:
+            query = query.where(or_(*branches))
+        return query.order_by(*newest).limit(limit)
+    # A tenant's requests in some states, newest first: each stored state is one backwards
+    # range of the (tenant_id, state, created_at, id) index, limited to a page; the ranges
+    # are merged, and only the page's rows are read from the table. Filtering the tenant's
+    # whole history by state instead reads every older request whenever fewer than a page
+    # are left (the last page).
+    parts = [
+        query.with_only_columns(c.id, c.created_at).where(b).order_by(*newest).limit(limit)
+        for b in branches
+    ]
+    merged = union_all(*(select(part.subquery()) for part in parts)).subquery()
+    page = select(merged.c.id).order_by(merged.c.created_at.desc(), merged.c.id.desc())
+    return select(t.access_requests).where(c.id.in_(page.limit(limit))).order_by(*newest)
 
 
 def open_requests_for_case(
