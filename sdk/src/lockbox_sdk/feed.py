@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from lockbox_sdk.scope import AccessLevel, Action, in_scope, is_concrete, level_allows
+from lockbox_sdk.scope import Action, in_scope, is_concrete, level_permits
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +159,8 @@ class GrantTable:
     ) -> Decision:
         """Bounded access, locally: the engineer's live grant on this tenant, before its
         deadline, naming the resource, at or above the level. Reasons match the online check."""
-        try:
-            wanted = Action(action)
-        except ValueError:
+        wanted = _ACTIONS.get(action) if isinstance(action, str) else None
+        if wanted is None:
             return Decision(False, "level_too_low")
         if not is_concrete(resource):
             # 'a/b/*' must not cover 'a/b/../secret' (a service that resolves paths).
@@ -173,20 +172,24 @@ class GrantTable:
             if not (one.names(engineer) and one.of(tenant)):
                 return Decision(False, "no_request")
             return self._check(one, resource, wanted, now)
-        candidates = list(self._by_person.get((tenant, engineer.lower()), {}).values())
-        if not candidates:
-            candidates = list(self._by_person.get((tenant, engineer), {}).values())
-        if not candidates:
+        bucket = self._by_person.get((tenant, engineer.lower())) or self._by_person.get(
+            (tenant, engineer)
+        )
+        if not bucket:
             return Decision(False, "no_request")
-        answers = [self._check(g, resource, wanted, now) for g in candidates]
-        for answer in answers:
+        # A snapshot: the feed's thread may change the bucket while this one reads it.
+        candidates = tuple(bucket.values())
+        refusals = []
+        for grant in candidates:
+            answer = self._check(grant, resource, wanted, now)
             if answer.allowed:
                 return answer
+            refusals.append(answer)
         for reason in ("level_too_low", "out_of_scope", "expired"):
-            for answer in answers:
+            for answer in refusals:
                 if answer.reason == reason:
                     return answer
-        return answers[0]
+        return refusals[0]
 
     @staticmethod
     def _check(grant: Grant, resource: str, action: Action, now: datetime) -> Decision:
@@ -196,13 +199,12 @@ class GrantTable:
             return Decision(False, "not_started", grant)
         if not in_scope(grant.resources, resource):
             return Decision(False, "out_of_scope", grant)
-        try:
-            level = AccessLevel(grant.access_level)
-        except ValueError:
-            return Decision(False, "level_too_low", grant)
-        if not level_allows(level, action):
+        if not level_permits(grant.access_level, action):
             return Decision(False, "level_too_low", grant)
         return Decision(True, "approved", grant)
+
+
+_ACTIONS = {a.value: a for a in Action}
 
 
 # -- following the feed --------------------------------------------------------------------
