@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     #: How often each server process looks for new grant changes to push.
     feed_poll_seconds: float = Field(default=0.1, ge=0.01, le=10)
 
+    # -- the online check --
+    #: At most this many online checks run at once in a server process; the rest wait
+    #: their turn. A check is a few short statements, and each gives up and takes back
+    #: Python's global lock: with dozens of threads doing that, switching between them
+    #: costs more than the checks (docs/performance.md). Unset: 1 on SQLite (one thread
+    #: is fastest), 4 on PostgreSQL (a few hide the round trips); raise it for a database
+    #: whose round trips are slow (PostgreSQL on another host).
+    check_concurrency: int | None = Field(default=None, ge=1, le=64)
+
     # -- access tokens --
     access_token_audience: str = "lockbox-resource"
     access_token_ttl_seconds: int = 300

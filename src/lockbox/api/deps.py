@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from lockbox.config import Settings, get_settings
 from lockbox.domain.errors import AuthenticationFailed, BrokenInvariant
 from lockbox.domain.roles import Principal
 from lockbox.service import tokens
@@ -53,3 +55,19 @@ async def get_bearer(
 
 
 BearerDep = Annotated[str, Depends(get_bearer)]
+
+
+async def get_check_threads(request: Request) -> anyio.CapacityLimiter:
+    """The limiter of the online check's threads (``LOCKBOX_CHECK_CONCURRENCY``; unset: 1 on
+    SQLite, 4 on PostgreSQL), one per application, made on first use inside the event loop
+    (AnyIO requires it)."""
+    state = request.app.state
+    limiter: anyio.CapacityLimiter | None = getattr(state, "check_threads", None)
+    if limiter is None:
+        settings: Settings = getattr(state, "settings", None) or get_settings()
+        threads = settings.check_concurrency or (1 if state.lockbox.db.is_sqlite else 4)
+        limiter = state.check_threads = anyio.CapacityLimiter(threads)
+    return limiter
+
+
+CheckThreadsDep = Annotated[anyio.CapacityLimiter, Depends(get_check_threads)]
