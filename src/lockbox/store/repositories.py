@@ -672,7 +672,7 @@ def effective_state_clause(state: State, now: datetime | Any) -> ColumnElement[b
 
 def _stored_as(state: State, now: datetime | Any) -> list[ColumnElement[bool]]:
     """:func:`effective_state_clause` as its branches, each on one stored state: a listing
-    reads each branch as its own range of the ``(tenant_id, state, created_at)`` index."""
+    reads each branch as its own range of the ``(tenant_id, state, created_at, id)`` index."""
     c = t.access_requests.c
     if state in DEADLINES:  # stored so, and its deadline not passed yet
         branches = [and_(c.state == state.value, c[DEADLINES[state][0]] > now)]

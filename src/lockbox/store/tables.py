@@ -350,6 +350,22 @@ access_requests = Table(
         postgresql_include=["review_deadline", "approval_deadline", "access_deadline"],
     ),
     Index("ix_access_requests_tenant_created", "tenant_id", "created_at", "id"),
+    # One engineer's requests on one tenant, newest first (a denied check explains itself).
+    Index(
+        "ix_access_requests_tenant_requester_created",
+        "tenant_id",
+        "requester_id",
+        "created_at",
+        "id",
+    ),
+    # One engineer's live grants on one tenant (every allowed online check reads them).
+    Index(
+        "ix_access_requests_tenant_requester_state",
+        "tenant_id",
+        "requester_id",
+        "state",
+        "access_deadline",
+    ),
     Index("ix_access_requests_requester_created", "requester_id", "created_at"),
 )
 
