@@ -190,10 +190,16 @@ def bulk_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) 
 
 
 def analyze(db: Database) -> None:
-    """Fresh statistics after a bulk load, as a long-running database would have them."""
-    with db.engine.connect() as conn:
-        conn.exec_driver_sql("ANALYZE")
-        conn.commit()
+    """Fresh statistics after a bulk load, as a long-running database would have them; on
+    PostgreSQL also a vacuum, as autovacuum would have run (its visibility map is what
+    lets a query read an index alone)."""
+    if db.is_sqlite:
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+        return
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
 
 
 # -- people -----------------------------------------------------------------------------------
