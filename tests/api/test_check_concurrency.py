@@ -31,7 +31,7 @@ def _ask_many(world: World, settings: Settings, bodies: list[dict[str, Any]]) ->
     service = auth(token_for(world.app, world.service))
     running, most = 0, 0
     lock = threading.Lock()
-    real = access.check_bearer
+    real = access.check_bearer_reading
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         nonlocal running, most
@@ -52,7 +52,7 @@ def _ask_many(world: World, settings: Settings, bodies: list[dict[str, Any]]) ->
             )
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(access, "check_bearer", counted)
+        patch.setattr(access, "check_bearer_reading", counted)
         answers = asyncio.run(go())
     return answers, most
 
@@ -77,3 +77,20 @@ def test_many_checks_at_once_each_get_their_answer_within_the_pool(
 def test_the_pool_size_is_validated() -> None:
     with pytest.raises(ValueError, match="check_concurrency"):
         Settings(check_concurrency=0)
+
+
+def test_a_check_still_marks_its_token_used_from_outside_the_pool(world: World) -> None:
+    """The pool only reads; the token's "last used" time is written after, elsewhere."""
+    from sqlalchemy import select
+
+    from lockbox.store import tables as t
+
+    approved(world)
+    ask = {"engineer": world.engineer.id, "tenant": "contoso", "resource": MAILBOX}
+    answers, _ = _ask_many(world, Settings(), [{**ask, "action": "read"}])
+    assert answers[0].json()["allowed"] is True
+    with world.app.db.engine.connect() as conn:
+        used = conn.execute(
+            select(t.api_tokens.c.last_used_at).where(t.api_tokens.c.user_id == world.service.id)
+        ).all()
+    assert [row[0] for row in used] == [world.clock.now()]
