@@ -31,7 +31,7 @@ def _ask_many(world: World, settings: Settings, bodies: list[dict[str, Any]]) ->
     service = auth(token_for(world.app, world.service))
     running, most = 0, 0
     lock = threading.Lock()
-    real = access.check_bearer_reading
+    real = access.check_bearer
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         nonlocal running, most
@@ -52,7 +52,7 @@ def _ask_many(world: World, settings: Settings, bodies: list[dict[str, Any]]) ->
             )
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(access, "check_bearer_reading", counted)
+        patch.setattr(access, "check_bearer", counted)
         answers = asyncio.run(go())
     return answers, most
 

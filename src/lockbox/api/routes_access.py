@@ -164,7 +164,7 @@ async def check_access(
     # 40: under load, fewer threads taking turns at the database answer more checks. The
     # pool only reads; the token's "last used" write, once a minute, goes to the shared one.
     check = partial(
-        access.check_bearer_reading,
+        access.check_bearer,
         lockbox,
         bearer,
         engineer=body.engineer,

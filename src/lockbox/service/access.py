@@ -357,39 +357,15 @@ def check_bearer(
     action: str,
     request_id: str | None = None,
     kid: str | None = None,
-) -> CheckResult:
+) -> tuple[CheckResult, tokens.Touch | None]:
     """:func:`check` for the caller holding API token ``secret``, authenticated in the same
     read transaction: the online check is the hottest call there is, so it pays for one
-    transaction, not two (the statements are pinned in test_statement_counts)."""
-    result, touch = check_bearer_reading(
-        app,
-        secret,
-        engineer=engineer,
-        tenant=tenant,
-        resource=resource,
-        action=action,
-        request_id=request_id,
-        kid=kid,
-    )
-    tokens.touch_token(app, touch)
-    return result
+    transaction, not two (the statements are pinned in test_statement_counts).
 
-
-def check_bearer_reading(
-    app: Lockbox,
-    secret: str,
-    *,
-    engineer: str,
-    tenant: str,
-    resource: str,
-    action: str,
-    request_id: str | None = None,
-    kid: str | None = None,
-) -> tuple[CheckResult, tokens.Touch | None]:
-    """:func:`check_bearer` without its one write: the token's "last used" time, when due,
-    is returned for the caller to write elsewhere. The server answers checks from a small
-    pool of threads that only read, so a write waiting for SQLite's lock never holds up
-    the checks behind it."""
+    It only reads: the token's "last used" time, when due, is returned for the caller to
+    write with :func:`~lockbox.service.tokens.touch_token` elsewhere. The server answers
+    checks from a small pool of threads, and a write waiting for SQLite's lock there
+    would hold up the checks behind it."""
     question = _question(engineer, tenant, resource, action, request_id, kid)
     with app.read() as tx:
         actor, touch = tokens.authenticate_in(tx, secret)
