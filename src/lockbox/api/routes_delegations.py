@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import status
@@ -69,13 +68,12 @@ class DelegationList(BaseModel):
 def create_delegation(
     lockbox: LockboxDep, principal: PrincipalDep, body: DelegationCreate
 ) -> dict[str, Any]:
-    starts: datetime | None = body.starts_at
     made = delegations.create_delegation(
         lockbox,
         principal,
         to=body.to,
         ends_at=body.ends_at,
-        starts_at=starts,
+        starts_at=body.starts_at,
         reason=body.reason,
     )
     return delegations.view(made)

@@ -304,11 +304,7 @@ def _decide(ctx: typer.Context, how: str, change_id: str, tenant: str, comment: 
     else:
         from lockbox.service import changes
 
-        action = {
-            "approve": changes.approve_change,
-            "reject": changes.reject_change,
-            "withdraw": changes.withdraw_change,
-        }[how]
+        action = changes.DECISIONS[how]
         lockbox, actor = local(ctx)
         data = changes.view(action(lockbox, actor, tenant, change_id, comment=comment).change)
     _emit(ctx, data, tenant)

@@ -56,12 +56,16 @@ class AuditRecord:
     def content_hash(self) -> str:
         return compute_hash(self)
 
+    def at_spelled(self) -> str:
+        """The time as hashed and exported (an export keeps the text it was read with)."""
+        return format_time(self.at)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "tenant_id": self.tenant_id,
             "seq": self.seq,
-            "at": format_time(self.at),
+            "at": self.at_spelled(),
             "actor_id": self.actor_id,
             "actor_kind": self.actor_kind,
             "operation": self.operation,
@@ -96,12 +100,11 @@ def canonical_json(value: Any) -> bytes:
 
 def canonical_bytes(record: AuditRecord) -> bytes:
     """The exact bytes that are hashed (everything except the hash itself)."""
-    body = record.as_dict()
     return _canonical_record(
         record.id,
         record.tenant_id,
         record.seq,
-        body["at"],
+        record.at_spelled(),
         record.actor_id,
         record.actor_kind,
         record.operation,
@@ -197,10 +200,8 @@ class ExportedRecord(AuditRecord):
 
     at_text: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
-        body = super().as_dict()
-        body["at"] = self.at_text
-        return body
+    def at_spelled(self) -> str:
+        return self.at_text
 
 
 def compute_hash(record: AuditRecord) -> str:

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from lockbox.domain import text
 from lockbox.domain.errors import ValidationError
 from lockbox.domain.policy import WINDOW_BOUNDS
-from lockbox.domain.resources import AccessLevel, covers, validate_resource
+from lockbox.domain.resources import AccessLevel, validate_resource, within
 
 #: Why an engineer needs access: what a request says it is for (rules select on it).
 CATEGORIES = ("incident", "maintenance", "investigation", "customer_request", "other")
@@ -106,7 +106,7 @@ class AutoApprovalRule:
             return "the rule approves read access only"
         if not resources:
             return "the request names no resource"
-        uncovered = [r for r in resources if not any(_within(p, r) for p in self.resources)]
+        uncovered = [r for r in resources if not any(within(p, r) for p in self.resources)]
         if uncovered:
             return f"{uncovered[0]} is not among the rule's resources"
         if category not in self.categories:
@@ -150,7 +150,7 @@ class AutoApprovalRule:
             found.append("switches the rule on")
         if self.access_level is AccessLevel.READ_WRITE and other.access_level is AccessLevel.READ:
             found.append("approves write access")
-        if any(not any(_within(o, p) for o in other.resources) for p in self.resources):
+        if any(not any(within(o, p) for o in other.resources) for p in self.resources):
             found.append("covers more resources")
         if not self.categories <= other.categories:
             found.append("covers more categories")
@@ -219,13 +219,6 @@ def first_match(
         if rule.miss(resources=resources, level=level, category=category, now=now) is None:
             return rule
     return None
-
-
-def _within(pattern: str, name: str) -> bool:
-    """Whether ``name`` (a concrete name or a ``prefix/*`` pattern) lies inside ``pattern``."""
-    if name.endswith("/*"):
-        return pattern.endswith("/*") and name[:-1].startswith(pattern[:-1])
-    return covers(pattern, name)
 
 
 def _minutes(value: time, *, end: bool) -> int:

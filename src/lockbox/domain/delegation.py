@@ -39,10 +39,6 @@ class Delegation:
     revoked_at: datetime | None = None
     revoked_by: str | None = None
 
-    def in_force(self, now: datetime) -> bool:
-        """Half-open, like every window: ``[starts_at, ends_at)``, unless revoked."""
-        return self.revoked_at is None and self.starts_at <= now < self.ends_at
-
 
 @dataclass(frozen=True)
 class Delegator:

@@ -104,10 +104,7 @@ def approve_change(
     superseded: PendingChange | None = None
     decided: Decided | None = None
     with app.tx() as tx:
-        tenant = load_tenant(tx, actor, tenant_ref, Intent.CHANGE_DECIDE)
-        repo.lock_tenant(tx.conn, tenant.id)
-        change = _load(tx, actor, tenant, change_id, Intent.CHANGE_DECIDE)
-        _check_version(change, expected_version)
+        tenant, change = _locked(tx, actor, tenant_ref, change_id, expected_version)
         approved = rules.decide(change, actor, approve=True, comment=comment, now=tx.now)
         if _moved_on(tx, change):
             superseded = rules.supersede(change, now=tx.now, by=actor.id)
@@ -148,10 +145,7 @@ def reject_change(
 ) -> Decided:
     """Another tenant admin turns the change down: nothing changes (a proposed rule ends)."""
     with app.tx() as tx:
-        tenant = load_tenant(tx, actor, tenant_ref, Intent.CHANGE_DECIDE)
-        repo.lock_tenant(tx.conn, tenant.id)
-        change = _load(tx, actor, tenant, change_id, Intent.CHANGE_DECIDE)
-        _check_version(change, expected_version)
+        _, change = _locked(tx, actor, tenant_ref, change_id, expected_version)
         rejected = rules.decide(change, actor, approve=False, comment=comment, now=tx.now)
         return _close(tx, actor, change, rejected, "change.rejected", RuleState.REJECTED)
 
@@ -167,12 +161,29 @@ def withdraw_change(
 ) -> Decided:
     """Its author takes the change back (a proposed rule ends)."""
     with app.tx() as tx:
-        tenant = load_tenant(tx, actor, tenant_ref, Intent.CHANGE_DECIDE)
-        repo.lock_tenant(tx.conn, tenant.id)
-        change = _load(tx, actor, tenant, change_id, Intent.CHANGE_DECIDE)
-        _check_version(change, expected_version)
+        _, change = _locked(tx, actor, tenant_ref, change_id, expected_version)
         withdrawn = rules.withdraw(change, actor, comment=comment, now=tx.now)
         return _close(tx, actor, change, withdrawn, "change.withdrawn", RuleState.WITHDRAWN)
+
+
+#: What each adapter's "approve", "reject" and "withdraw" do.
+DECISIONS = {
+    "approve": approve_change,
+    "reject": reject_change,
+    "withdraw": withdraw_change,
+}
+
+
+def _locked(
+    tx: Tx, actor: Principal, tenant_ref: str, change_id: str, expected_version: int | None
+) -> tuple[Tenant, PendingChange]:
+    """The tenant, locked (pending changes are decided one at a time per tenant), and the
+    change, at ``expected_version`` when one is given."""
+    tenant = load_tenant(tx, actor, tenant_ref, Intent.CHANGE_DECIDE)
+    repo.lock_tenant(tx.conn, tenant.id)
+    change = _load(tx, actor, tenant, change_id, Intent.CHANGE_DECIDE)
+    _check_version(change, expected_version)
+    return tenant, change
 
 
 def _close(

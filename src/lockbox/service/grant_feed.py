@@ -127,9 +127,7 @@ def _append(tx: Tx, items: list[tuple[AccessRequest, str, str]]) -> None:
                 "resources": list(request.resources),
                 "access_level": request.access_level.value,
                 "access_deadline": request.access_deadline,
-                "access_starts_at": request.starts_at
-                if request.starts_at is not None and request.starts_at > tx.now
-                else None,
+                "access_starts_at": request.starts_at if request.not_started(tx.now) else None,
             }
         )
     store.append(tx.conn, rows)

@@ -126,23 +126,14 @@ def review_request(
     """A support manager forwards (or rejects) a request. With the lockbox on, the first of
     the tenant's active auto-approval rules that approves it (read in this transaction)
     grants it at once; with none, it waits for the customer."""
-    with app.tx() as tx:
-        current = load_request(tx, actor, request_id)
-        if expected_version is not None and expected_version != current.version:
-            raise Conflict(
-                f"the request is at version {current.version}, not {expected_version}; "
-                "reload it and decide again",
-                state=current.effective_state(tx.now).value,
-                version=current.version,
-            )
-        policy = present(tx.tenant(current.tenant_id), "the request's tenant").policy
+
+    def review(current: AccessRequest, policy: LockboxPolicy, now: datetime, tx: Tx) -> Change:
         rule = auto_approval.matching_rule(tx, current, policy) if approve else None
-        change = domain.review(
-            current, actor, approve=approve, comment=comment, policy=policy, now=tx.now, rule=rule
+        return domain.review(
+            current, actor, approve=approve, comment=comment, policy=policy, now=now, rule=rule
         )
-        repo.update_request(tx.conn, change.request, current)
-        tx.record(change)
-    return change.request
+
+    return _transition(app, actor, request_id, review, expected_version)
 
 
 def decide_request(

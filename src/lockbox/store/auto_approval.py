@@ -75,13 +75,9 @@ def get_rule(conn: Connection, rule_id: str) -> StoredRule | None:
     return _rule(row) if row else None
 
 
-def list_rules(
-    conn: Connection, tenant_id: str, states: Sequence[RuleState] = ()
-) -> list[StoredRule]:
-    """A tenant's rules, oldest first (the order they are tried in); ``states``: only those."""
+def list_rules(conn: Connection, tenant_id: str) -> list[StoredRule]:
+    """A tenant's rules, oldest first (the order they are tried in)."""
     query = select(t.auto_approval_rules).where(_r.tenant_id == tenant_id)
-    if states:
-        query = query.where(_r.state.in_([s.value for s in states]))
     rows = conn.execute(query.order_by(_r.created_at, _r.id)).mappings()
     return [_rule(r) for r in rows]
 

@@ -294,17 +294,13 @@ def _page(
 ) -> Response:
     tenant_id = _tenant_id(page)
     with only_admins("see the auto-approval rules"):
-        rules = auto_approval.list_rules(page.app, page.actor, tenant_id)
+        # Ended rules too: a change may name one (read once, not one look-up per change).
+        every = auto_approval.list_rules(page.app, page.actor, tenant_id, include_ended=True)
         found = changes.list_changes(page.app, page.actor, tenant_id)
         four_eyes = changes.second_admin_needed(page.app, page.actor, tenant_id)
     tenant = tenants.get_tenant(page.app, page.actor, tenant_id)
-    by_id = {r.id: r for r in rules}
-    missing = {c.target_id for c in found if c.target_id and c.target_id not in by_id}
-    for rule_id in sorted(i for i in missing if i):
-        try:
-            by_id[rule_id] = auto_approval.get_rule(page.app, page.actor, tenant_id, rule_id)
-        except errors.NotFound:
-            continue
+    rules = [r for r in every if not r.state.final]
+    by_id = {r.id: r for r in every}
     who = people.resolve(page.app, [c.proposed_by for c in found] + [_person(c) for c in found])
     views = [_change_view(c, by_id, who, page.actor.id) for c in found]
     form = dict(values or {**_EMPTY_FORM, "time_zone": _default_zone(page)})
@@ -475,11 +471,7 @@ _DONE: Final = {
 async def _decide(page: Page, change_id: str, how: str) -> Response:
     form = await page.form()
     comment = _text(form, "comment") or None
-    action = {
-        "approve": changes.approve_change,
-        "reject": changes.reject_change,
-        "withdraw": changes.withdraw_change,
-    }[how]
+    action = changes.DECISIONS[how]
     try:
         with only_admins("decide on changes"):
             action(page.app, page.actor, _tenant_id(page), change_id, comment=comment)
