@@ -81,6 +81,10 @@ def test_a_delegate_never_adds_an_approval(bank: World) -> None:
     )
     req = pending_approval(bank)
     requests.decide_request(app, bank.contoso_approver2, req.id, approve=True)  # for Ines
+    # Ines has decided through Quinn: neither is asked or listed again.
+    view = requests.get_request(app, bank.contoso_auditor, req.id, history=False)
+    assert bank.contoso_admin.id not in view.can_approve
+    assert bank.contoso_approver2.id not in view.can_approve
     with pytest.raises(AlreadyDecided):
         requests.decide_request(app, bank.contoso_admin, req.id, approve=True)
     assert stored(app, req.id).state is State.PENDING_APPROVAL

@@ -64,7 +64,7 @@ class Decision:
     on_behalf_of: str | None = None  # made as this person's delegate (None: in own right)
 
 
-def _deciders(decisions: tuple[Decision, ...]) -> set[str]:
+def deciders(decisions: tuple[Decision, ...]) -> set[str]:
     """Everyone who has decided: in their own right, or through their delegate."""
     found = {d.actor_id for d in decisions}
     found.update(d.on_behalf_of for d in decisions if d.on_behalf_of)
@@ -268,7 +268,7 @@ class AccessRequest:
 
     def decided_by(self, actor_id: str) -> bool:
         """Whether ``actor_id`` decided, themselves or through their delegate."""
-        return actor_id in _deciders(self.decisions)
+        return actor_id in deciders(self.decisions)
 
     def is_active(self, now: datetime) -> bool:
         """Access can be used now: granted, started, and its window not over."""
@@ -791,7 +791,7 @@ def decide_extension(
     extension = request.extension
     if extension is None:
         raise InvalidTransition("no extension is waiting for approval", state=request.state.value)
-    decided = _deciders(extension.approvals)
+    decided = deciders(extension.approvals)
     if actor.id in decided:
         raise AlreadyDecided("you have already approved this extension", state="approved")
     stage = present(extension.current_stage(), "the stage of an extension")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lockbox.domain.lifecycle import State
-from lockbox.domain.request import AccessRequest
+from lockbox.domain.request import AccessRequest, deciders
 from lockbox.domain.user import User
 from lockbox.service import delegations
 from lockbox.store import repositories as repo
@@ -24,10 +24,10 @@ def eligible(tx: Tx, request: AccessRequest) -> list[User]:
     """The people who may approve ``request`` now, by e-mail address: its current stage
     while it waits for the customer, or its extension's while one waits; else nobody."""
     if request.state is State.PENDING_APPROVAL:
-        stage, decided = request.current_stage(), {d.actor_id for d in request.decisions}
+        stage, decided = request.current_stage(), deciders(request.decisions)
     elif request.state is State.APPROVED and request.extension is not None:
         extension = request.extension
-        stage, decided = extension.current_stage(), {d.actor_id for d in extension.approvals}
+        stage, decided = extension.current_stage(), deciders(extension.approvals)
     else:
         return []
     if stage is None:
